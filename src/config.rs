@@ -1,0 +1,54 @@
+//! Limits and switches of a connection, with their defaults.
+
+use core::time::Duration;
+
+/// Settings of one connection. Start from [`Config::default`] and change
+/// what you need:
+///
+/// ```
+/// use wsmachine::Config;
+/// let config = Config { max_message_size: 1 << 20, streaming: true, ..Config::default() };
+/// assert_eq!(config.max_frame_size, 16 << 20);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Largest frame payload accepted, in bytes (default 16 MiB). A larger
+    /// announced length fails the connection with 1009 before anything is
+    /// buffered for it.
+    pub max_frame_size: usize,
+    /// Largest message accepted, in bytes, summed over its fragments
+    /// (default 64 MiB). Exceeding it fails the connection with 1009. There is
+    /// no separate limit on the number of fragments.
+    pub max_message_size: usize,
+    /// Largest HTTP handshake head (request or status line plus headers) in
+    /// bytes (default 8 KiB). A server answers a larger request with 431.
+    pub max_handshake_size: usize,
+    /// Answer every ping with a pong automatically (default `true`). When
+    /// `false`, the application answers with [`Connection::pong`](crate::Connection::pong).
+    pub auto_pong: bool,
+    /// Deliver data frames as [`Event::Fragment`](crate::Event::Fragment)s
+    /// as their bytes arrive instead of reassembling whole messages (default
+    /// `false`). Text is still validated as UTF-8.
+    pub streaming: bool,
+    /// Check that text sent in fragments is valid UTF-8 across fragment
+    /// boundaries (default `true`). Whole text messages are `&str` and valid
+    /// by construction.
+    pub validate_outgoing_text: bool,
+    /// How long to wait for the peer's close frame after sending ours, and
+    /// (client) for the server to close the transport (default 5 s).
+    pub close_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_frame_size: 16 << 20,
+            max_message_size: 64 << 20,
+            max_handshake_size: 8 << 10,
+            auto_pong: true,
+            streaming: false,
+            validate_outgoing_text: true,
+            close_timeout: Duration::from_secs(5),
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! The queue of bytes waiting for the transport.
+//!
+//! Small writes (headers, short payloads, masked client payloads) are
+//! appended to one growing buffer; a large payload the application handed
+//! over as `Bytes` is queued as its own chunk without copying, so a driver
+//! can write header and payload with one vectored write.
+
+use alloc::collections::VecDeque;
+use bytes::{Buf, Bytes, BytesMut};
+
+/// Bytes queued for the transport, in order.
+#[derive(Debug, Default)]
+pub(crate) struct Output {
+    /// Frozen chunks, oldest first; all of them precede `tail`.
+    chunks: VecDeque<Bytes>,
+    /// The newest bytes, still growing.
+    tail: BytesMut,
+    /// Total bytes queued in `chunks` and `tail`.
+    len: usize,
+}
+
+impl Output {
+    /// Appends a copy of `data`.
+    pub(crate) fn extend(&mut self, data: &[u8]) {
+        self.tail.extend_from_slice(data);
+        self.len += data.len();
+    }
+
+    /// Appends `len` bytes produced by `fill` straight into the buffer.
+    pub(crate) fn extend_with(&mut self, len: usize, fill: impl FnOnce(&mut [u8])) {
+        let start = self.tail.len();
+        self.tail.resize(start + len, 0);
+        fill(&mut self.tail[start..]);
+        self.len += len;
+    }
+
+    /// Appends `chunk` without copying it.
+    pub(crate) fn push_chunk(&mut self, chunk: Bytes) {
+        if chunk.is_empty() {
+            return;
+        }
+        if !self.tail.is_empty() {
+            self.chunks.push_back(self.tail.split().freeze());
+        }
+        self.len += chunk.len();
+        self.chunks.push_back(chunk);
+    }
+
+    /// Bytes queued.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The oldest queued bytes (empty when nothing is queued).
+    pub(crate) fn front(&self) -> &[u8] {
+        match self.chunks.front() {
+            Some(c) => c,
+            None => &self.tail,
+        }
+    }
+
+    /// All queued chunks in order, for vectored writes.
+    pub(crate) fn chunks(&self) -> impl Iterator<Item = &[u8]> {
+        self.chunks
+            .iter()
+            .map(|c| &c[..])
+            .chain(core::iter::once(&self.tail[..]))
+            .filter(|c| !c.is_empty())
+    }
+
+    /// Takes the oldest chunk out.
+    pub(crate) fn take_front(&mut self) -> Option<Bytes> {
+        let chunk = match self.chunks.pop_front() {
+            Some(c) => c,
+            None if !self.tail.is_empty() => self.tail.split().freeze(),
+            None => return None,
+        };
+        self.len -= chunk.len();
+        Some(chunk)
+    }
+
+    /// Marks the first `n` queued bytes as written. `n` larger than what is
+    /// queued is clamped.
+    pub(crate) fn consume(&mut self, mut n: usize) {
+        n = n.min(self.len);
+        self.len -= n;
+        while n > 0 {
+            match self.chunks.front_mut() {
+                Some(c) if c.len() <= n => {
+                    n -= c.len();
+                    self.chunks.pop_front();
+                }
+                Some(c) => {
+                    c.advance(n);
+                    n = 0;
+                }
+                None => {
+                    self.tail.advance(n);
+                    n = 0;
+                }
+            }
+        }
+        if self.len == 0 && self.tail.is_empty() {
+            // Reuse the allocation from the start when nothing is pending.
+            self.tail.clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+
+    #[test]
+    fn order_and_partial_consumption() {
+        let mut o = Output::default();
+        o.extend(b"ab");
+        o.push_chunk(Bytes::from_static(b"cdef"));
+        o.extend(b"gh");
+        assert_eq!(o.len(), 8);
+        let all: Vec<u8> = o.chunks().flatten().copied().collect();
+        assert_eq!(all, b"abcdefgh");
+        o.consume(3);
+        assert_eq!(o.front(), b"def");
+        o.consume(4);
+        assert_eq!(o.front(), b"h");
+        assert_eq!(o.take_front().as_deref(), Some(&b"h"[..]));
+        assert_eq!(o.len(), 0);
+        assert!(o.take_front().is_none());
+        o.consume(10);
+        assert_eq!(o.len(), 0);
+    }
+}

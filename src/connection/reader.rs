@@ -1,0 +1,240 @@
+//! The receive path of an open connection: frames out of the buffer,
+//! unmasked in place, text validated as it arrives, messages reassembled
+//! (or streamed), every framing rule of RFC 6455 §5 enforced.
+
+use crate::Role;
+use crate::config::Config;
+use crate::error::ProtocolError;
+use crate::event::{DataKind, Fragment};
+use crate::frame::{FrameError, FrameHeader, OpCode};
+use crate::mask::apply_mask;
+use crate::utf8::{Utf8Bytes, Utf8Validator};
+use bytes::{Buf, Bytes, BytesMut};
+
+/// What one step of the reader produced.
+#[derive(Debug)]
+pub(crate) enum Item {
+    Text(Utf8Bytes),
+    Binary(Bytes),
+    Fragment(Fragment),
+    Ping(Bytes),
+    Pong(Bytes),
+    Close(Bytes),
+}
+
+/// The frame whose payload is being read.
+#[derive(Debug)]
+struct InFrame {
+    opcode: OpCode,
+    fin: bool,
+    mask: Option<[u8; 4]>,
+    /// Payload bytes not yet split off the buffer.
+    remaining: u64,
+    /// Bytes at the front of the buffer already unmasked and validated.
+    done: usize,
+    /// Payload bytes already split off (the mask offset of the buffer front).
+    taken: u64,
+}
+
+/// The data message being received.
+#[derive(Debug)]
+struct InMessage {
+    kind: DataKind,
+    /// Sum of the announced lengths of its frames so far.
+    len: u64,
+    /// Earlier fragments (reassembly mode only).
+    assembled: BytesMut,
+    /// Whether this message has produced a fragment yet (streaming mode).
+    delivered: bool,
+    utf8: Utf8Validator,
+}
+
+/// Receive state of an open connection.
+#[derive(Debug)]
+pub(crate) struct Reader {
+    role: Role,
+    frame: Option<InFrame>,
+    message: Option<InMessage>,
+}
+
+impl Reader {
+    pub(crate) fn new(role: Role) -> Self {
+        Reader {
+            role,
+            frame: None,
+            message: None,
+        }
+    }
+
+    /// Reads the next item out of `buf`: `Ok(None)` when more bytes are
+    /// needed. Bytes of an incomplete frame are unmasked and validated as
+    /// they arrive, so invalid text fails before its frame is complete.
+    pub(crate) fn next(&mut self, buf: &mut BytesMut, config: &Config) -> Result<Option<Item>, ProtocolError> {
+        loop {
+            if self.frame.is_none() {
+                let (header, header_len) = match FrameHeader::decode(buf) {
+                    Ok(Some(h)) => h,
+                    Ok(None) => return Ok(None),
+                    Err(FrameError::ReservedOpcode(op)) => return Err(ProtocolError::ReservedOpcode(op)),
+                    Err(FrameError::LengthTopBitSet) => return Err(ProtocolError::LengthTopBitSet),
+                };
+                self.start_frame(&header, config)?;
+                buf.advance(header_len);
+                self.frame = Some(InFrame {
+                    opcode: header.opcode,
+                    fin: header.fin,
+                    mask: header.mask,
+                    remaining: header.payload_len,
+                    done: 0,
+                    taken: 0,
+                });
+            }
+            let Some(frame) = self.frame.as_mut() else {
+                return Ok(None);
+            };
+            // Payload bytes of this frame present in the buffer.
+            let avail = usize::try_from(frame.remaining).map_or(buf.len(), |r| r.min(buf.len()));
+            if avail > frame.done {
+                let fresh = &mut buf[frame.done..avail];
+                if let Some(key) = frame.mask {
+                    // The key position is the count of payload bytes before `fresh`.
+                    let offset = (frame.taken as usize & 3) + frame.done;
+                    apply_mask(fresh, key, offset);
+                }
+                if !frame.opcode.is_control() {
+                    if let Some(msg) = self.message.as_mut() {
+                        if msg.kind == DataKind::Text {
+                            // RFC 6455 §8.1: fail fast on invalid text.
+                            msg.utf8.feed(fresh).map_err(|_| ProtocolError::InvalidUtf8)?;
+                        }
+                    }
+                }
+                frame.done = avail;
+            }
+            let complete = frame.remaining == avail as u64;
+            if config.streaming && !frame.opcode.is_control() {
+                if avail == 0 && !complete {
+                    return Ok(None);
+                }
+                let data = buf.split_to(avail).freeze();
+                frame.remaining -= avail as u64;
+                frame.taken += avail as u64;
+                frame.done = 0;
+                let fin = complete && frame.fin;
+                if complete {
+                    self.frame = None;
+                }
+                let Some(msg) = self.message.as_mut() else {
+                    return Ok(None);
+                };
+                if fin && msg.kind == DataKind::Text {
+                    msg.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+                }
+                let first = !msg.delivered;
+                msg.delivered = true;
+                let kind = msg.kind;
+                if fin {
+                    self.message = None;
+                }
+                // An empty piece that neither starts nor ends the message says nothing.
+                if data.is_empty() && !first && !fin {
+                    continue;
+                }
+                return Ok(Some(Item::Fragment(Fragment { kind, data, first, fin })));
+            }
+            if !complete {
+                return Ok(None);
+            }
+            let payload = buf.split_to(avail).freeze();
+            let (opcode, fin) = (frame.opcode, frame.fin);
+            self.frame = None;
+            match opcode {
+                OpCode::Ping => return Ok(Some(Item::Ping(payload))),
+                OpCode::Pong => return Ok(Some(Item::Pong(payload))),
+                OpCode::Close => return Ok(Some(Item::Close(payload))),
+                OpCode::Text | OpCode::Binary | OpCode::Continuation => {
+                    let Some(msg) = self.message.as_mut() else {
+                        return Ok(None);
+                    };
+                    if !fin {
+                        msg.assembled.extend_from_slice(&payload);
+                        continue;
+                    }
+                    let data = if msg.assembled.is_empty() {
+                        payload // unfragmented: a slice of the receive buffer, no copy
+                    } else {
+                        msg.assembled.extend_from_slice(&payload);
+                        core::mem::take(&mut msg.assembled).freeze()
+                    };
+                    let kind = msg.kind;
+                    let utf8 = msg.utf8.finish();
+                    self.message = None;
+                    return Ok(Some(match kind {
+                        DataKind::Binary => Item::Binary(data),
+                        DataKind::Text => {
+                            utf8.map_err(|_| ProtocolError::InvalidUtf8)?;
+                            Item::Text(Utf8Bytes::from_validated(data))
+                        }
+                    }));
+                }
+            }
+        }
+    }
+
+    /// Checks a header against RFC 6455 §5 and the limits, before any of its
+    /// payload is buffered, and opens or continues the message it belongs to.
+    fn start_frame(&mut self, h: &FrameHeader, config: &Config) -> Result<(), ProtocolError> {
+        // §5.2: RSV bits MUST be 0 unless an extension defines them.
+        if h.rsv1 || h.rsv2 || h.rsv3 {
+            return Err(ProtocolError::ReservedBits);
+        }
+        // §5.1: clients mask every frame, servers none.
+        match (self.role, h.mask.is_some()) {
+            (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
+            (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
+        }
+        if h.opcode.is_control() {
+            // §5.5: control frames are not fragmented and carry at most 125 bytes.
+            if !h.fin {
+                return Err(ProtocolError::FragmentedControlFrame);
+            }
+            if h.payload_len > 125 {
+                return Err(ProtocolError::ControlFrameTooLong(h.payload_len));
+            }
+            return Ok(());
+        }
+        if h.payload_len > config.max_frame_size as u64 {
+            return Err(ProtocolError::FrameTooLarge {
+                len: h.payload_len,
+                limit: config.max_frame_size,
+            });
+        }
+        // §5.4: a message is a start frame then continuations.
+        let msg = match (h.opcode, self.message.as_mut()) {
+            (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
+            (OpCode::Continuation, Some(msg)) => msg,
+            (_, Some(_)) => return Err(ProtocolError::ExpectedContinuation),
+            (op, None) => self.message.insert(InMessage {
+                kind: if op == OpCode::Text {
+                    DataKind::Text
+                } else {
+                    DataKind::Binary
+                },
+                len: 0,
+                assembled: BytesMut::new(),
+                delivered: false,
+                utf8: Utf8Validator::new(),
+            }),
+        };
+        let len = msg.len.saturating_add(h.payload_len);
+        if len > config.max_message_size as u64 {
+            return Err(ProtocolError::MessageTooLarge {
+                len,
+                limit: config.max_message_size,
+            });
+        }
+        msg.len = len;
+        Ok(())
+    }
+}

@@ -1,0 +1,366 @@
+//! The server side of the opening handshake (RFC 6455 §4.2): parsing the
+//! request, and the responses that accept or reject it.
+
+use super::{HandshakeError, Headers, MAX_HEADERS, accept_key, is_header_value, is_token, map_parse_error};
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+
+/// An HTTP request received by a server.
+///
+/// For a WebSocket upgrade ([`Event::Request`](crate::Event::Request)) it
+/// has passed every check of RFC 6455 §4.2.1; for a plain HTTP request
+/// ([`Event::HttpRequest`](crate::Event::HttpRequest)) only the parse.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// The method (`GET` for every upgrade).
+    pub method: String,
+    /// The request target: path and query.
+    pub path: String,
+    /// All header lines.
+    pub headers: Headers,
+    /// The subprotocols the client offered, in its order of preference.
+    pub protocols: Vec<String>,
+    /// The extensions the client offered (each element of
+    /// `Sec-WebSocket-Extensions`, parameters included).
+    pub extensions: Vec<String>,
+}
+
+impl Request {
+    /// The `Origin` header, for a server's allow-list (RFC 6455 §10.2).
+    pub fn origin(&self) -> Option<&str> {
+        self.headers.get_str("origin")
+    }
+}
+
+/// How a server accepts an upgrade request.
+///
+/// ```
+/// use wsmachine::Accept;
+/// let accept = Accept::new().protocol("chat").header("X-Served-By", "wsmachine");
+/// # let _ = accept;
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Accept {
+    pub(crate) protocol: Option<String>,
+    pub(crate) headers: Vec<(String, String)>,
+}
+
+impl Accept {
+    /// Accepts with no subprotocol and no extra headers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Chooses one of the subprotocols the client offered.
+    pub fn protocol(mut self, name: &str) -> Self {
+        self.protocol = Some(name.to_string());
+        self
+    }
+
+    /// Adds a header line to the 101 response (for example `Set-Cookie`).
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+}
+
+/// A non-101 HTTP response: a rejection of an upgrade, or the answer to a
+/// plain HTTP request. It is sent with `Content-Length` and
+/// `Connection: close`.
+///
+/// ```
+/// use wsmachine::HttpResponse;
+/// let page = HttpResponse::new(200).header("Content-Type", "text/html").body("<h1>hi</h1>");
+/// # let _ = page;
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpResponse {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Bytes,
+}
+
+impl HttpResponse {
+    /// A response with this status and an empty body.
+    pub fn new(status: u16) -> Self {
+        HttpResponse {
+            status,
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// Adds a header line.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Sets the body.
+    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), &'static str> {
+        if !(100..=999).contains(&self.status) || self.status == 101 {
+            return Err("the status must be a three-digit code other than 101 (use accept)");
+        }
+        check_headers(&self.headers)
+    }
+
+    /// The response the server sends when the handshake broke a rule.
+    pub(crate) fn for_error(e: &HandshakeError) -> Self {
+        let r = HttpResponse::new(e.status()).header("Content-Type", "text/plain; charset=utf-8");
+        let r = match e {
+            // RFC 6455 §4.4: name the versions the server supports.
+            HandshakeError::UnsupportedVersion => r.header("Sec-WebSocket-Version", "13"),
+            HandshakeError::MethodNotGet => r.header("Allow", "GET"),
+            _ => r,
+        };
+        r.body(format!("{e}\n"))
+    }
+
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(format!("HTTP/1.1 {} {}\r\n", self.status, reason_phrase(self.status)).as_bytes());
+        for (n, v) in &self.headers {
+            out.extend_from_slice(format!("{n}: {v}\r\n").as_bytes());
+        }
+        out.extend_from_slice(format!("Content-Length: {}\r\nConnection: close\r\n\r\n", self.body.len()).as_bytes());
+        out.extend_from_slice(&self.body);
+    }
+}
+
+fn check_headers(headers: &[(String, String)]) -> Result<(), &'static str> {
+    if headers.iter().all(|(n, v)| is_token(n) && is_header_value(v)) {
+        Ok(())
+    } else {
+        Err("header names must be tokens and values must not contain CR, LF or NUL")
+    }
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        101 => "Switching Protocols",
+        200 => "OK",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        426 => "Upgrade Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+/// The outcome of parsing a complete request head.
+#[derive(Debug)]
+pub(crate) enum Parsed {
+    /// A valid WebSocket upgrade, with its key.
+    Upgrade(Request, String),
+    /// An HTTP request that does not ask for a WebSocket upgrade.
+    Http(Request),
+}
+
+/// Parses and checks a request head (RFC 6455 §4.2.1). `Ok(None)`: incomplete.
+pub(crate) fn parse_request(buf: &[u8]) -> Result<Option<(Parsed, usize)>, HandshakeError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(map_parse_error(e)),
+    };
+    let headers = Headers::from_parsed(req.headers);
+    let request = Request {
+        method: req.method.unwrap_or("").to_string(),
+        path: req.path.unwrap_or("").to_string(),
+        protocols: headers
+            .list("sec-websocket-protocol")
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect(),
+        extensions: headers
+            .list("sec-websocket-extensions")
+            .map(|e| String::from_utf8_lossy(e).into_owned())
+            .collect(),
+        headers,
+    };
+    // A request that does not ask for websocket is plain HTTP: the
+    // application may answer it (serve a page, a health check).
+    if !request.headers.has_token("upgrade", "websocket") {
+        return Ok(Some((Parsed::Http(request), len)));
+    }
+    // RFC 6455 §4.2.1, items 1–6, in order.
+    if request.method != "GET" {
+        return Err(HandshakeError::MethodNotGet);
+    }
+    if req.version != Some(1) {
+        return Err(HandshakeError::HttpVersion);
+    }
+    if request.headers.get("host").is_none() {
+        return Err(HandshakeError::MissingHost);
+    }
+    if !request.headers.has_token("connection", "upgrade") {
+        return Err(HandshakeError::ConnectionNotUpgrade);
+    }
+    // RFC 6455 §4.2.2: a version other than 13 gets 426 (§4.4).
+    {
+        let mut versions = request.headers.get_all("sec-websocket-version");
+        match (versions.next(), versions.next()) {
+            (Some(v), None) if super::trim(v) == b"13" => {}
+            _ => return Err(HandshakeError::UnsupportedVersion),
+        }
+    }
+    let key = {
+        let mut keys = request.headers.get_all("sec-websocket-key");
+        let key = match (keys.next(), keys.next()) {
+            (Some(k), None) => super::trim(k),
+            _ => return Err(HandshakeError::InvalidKey),
+        };
+        let mut decoded = [0u8; 18];
+        match STANDARD.decode_slice(key, &mut decoded) {
+            Ok(16) => {}
+            _ => return Err(HandshakeError::InvalidKey),
+        }
+        String::from_utf8_lossy(key).into_owned()
+    };
+    Ok(Some((Parsed::Upgrade(request, key), len)))
+}
+
+/// Writes the 101 response accepting `request` (RFC 6455 §4.2.2, server step 5).
+pub(crate) fn encode_accept(
+    key: &str,
+    request: &Request,
+    accept: &Accept,
+    out: &mut Vec<u8>,
+) -> Result<(), &'static str> {
+    check_headers(&accept.headers)?;
+    if let Some(p) = &accept.protocol {
+        if !request.protocols.iter().any(|o| o == p) {
+            return Err("the chosen subprotocol was not offered by the client");
+        }
+    }
+    out.extend_from_slice(
+        format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
+            accept_key(key.as_bytes())
+        )
+        .as_bytes(),
+    );
+    if let Some(p) = &accept.protocol {
+        out.extend_from_slice(format!("Sec-WebSocket-Protocol: {p}\r\n").as_bytes());
+    }
+    for (n, v) in &accept.headers {
+        out.extend_from_slice(format!("{n}: {v}\r\n").as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[allow(unused_imports)]
+    use alloc::{format, string::String, string::ToString, vec, vec::Vec};
+
+    const OK: &str = "GET /chat?x=1 HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+    fn parse(head: &str) -> Result<Parsed, HandshakeError> {
+        parse_request(head.as_bytes()).map(|r| r.expect("complete").0)
+    }
+
+    // RFC 6455 §1.3 / §4.2.1: the example request of the RFC.
+    #[test]
+    fn rfc_example_request() {
+        let Ok(Parsed::Upgrade(req, key)) = parse(OK) else {
+            panic!("not an upgrade")
+        };
+        assert_eq!(req.path, "/chat?x=1");
+        assert_eq!(req.protocols, ["chat", "superchat"]);
+        let mut out = Vec::new();
+        encode_accept(&key, &req, &Accept::new().protocol("chat"), &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+        assert!(text.contains("Sec-WebSocket-Protocol: chat\r\n"));
+        assert!(encode_accept(&key, &req, &Accept::new().protocol("other"), &mut Vec::new()).is_err());
+    }
+
+    // RFC 6455 §4.2.1: each required element of the request.
+    #[test]
+    fn each_rule_of_the_request() {
+        let cases = [
+            (OK.replace("GET", "POST"), HandshakeError::MethodNotGet),
+            (OK.replace("HTTP/1.1", "HTTP/1.0"), HandshakeError::HttpVersion),
+            (
+                OK.replace("Host: server.example.com\r\n", ""),
+                HandshakeError::MissingHost,
+            ),
+            (
+                OK.replace("Connection: Upgrade", "Connection: keep-alive"),
+                HandshakeError::ConnectionNotUpgrade,
+            ),
+            (
+                OK.replace("Version: 13", "Version: 8"),
+                HandshakeError::UnsupportedVersion,
+            ),
+            (
+                OK.replace("Sec-WebSocket-Version: 13\r\n", ""),
+                HandshakeError::UnsupportedVersion,
+            ),
+            (
+                OK.replace("dGhlIHNhbXBsZSBub25jZQ==", "c2hvcnQ="),
+                HandshakeError::InvalidKey,
+            ),
+            (
+                OK.replace("dGhlIHNhbXBsZSBub25jZQ==", "not base64!!"),
+                HandshakeError::InvalidKey,
+            ),
+            (
+                OK.replace("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", ""),
+                HandshakeError::InvalidKey,
+            ),
+        ];
+        for (head, expected) in cases {
+            assert_eq!(parse(&head).unwrap_err(), expected, "{head}");
+        }
+        // RFC 6455 §4.4: the 426 answer names the supported version.
+        let r = HttpResponse::for_error(&HandshakeError::UnsupportedVersion);
+        let mut out = Vec::new();
+        r.encode(&mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
+        assert!(text.contains("Sec-WebSocket-Version: 13\r\n"));
+    }
+
+    #[test]
+    fn plain_http_is_surfaced() {
+        let Ok(Parsed::Http(req)) = parse("GET /index.html HTTP/1.1\r\nHost: a\r\n\r\n") else {
+            panic!()
+        };
+        assert_eq!(req.path, "/index.html");
+    }
+
+    #[test]
+    fn partial_request_needs_more() {
+        for i in 0..OK.len() {
+            assert!(matches!(parse_request(&OK.as_bytes()[..i]), Ok(None)), "prefix {i}");
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! Incremental, fail-fast UTF-8 validation (RFC 6455 §8.1).
+//!
+//! Text arrives in fragments and in chunks of fragments; a character may be
+//! split anywhere. [`Utf8Validator`] carries the incomplete tail of a
+//! character between calls and reports an invalid sequence as soon as the
+//! byte that makes it invalid has been fed.
+
+use bytes::Bytes;
+use core::fmt;
+
+/// Text was not valid UTF-8.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InvalidUtf8;
+
+impl fmt::Display for InvalidUtf8 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("invalid UTF-8")
+    }
+}
+
+/// Validates a stream of UTF-8 in pieces.
+///
+/// ```
+/// use wsmachine::utf8::Utf8Validator;
+/// let mut v = Utf8Validator::new();
+/// let euro = "€".as_bytes(); // three bytes
+/// assert!(v.feed(&euro[..1]).is_ok());
+/// assert!(v.feed(&euro[1..]).is_ok());
+/// assert!(v.finish().is_ok());
+/// // 0xF4 0x90 can never start a valid character: rejected at once.
+/// assert!(Utf8Validator::new().feed(&[0xF4, 0x90]).is_err());
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Utf8Validator {
+    partial: [u8; 4],
+    len: u8,
+}
+
+impl Utf8Validator {
+    /// A validator at the start of a text.
+    pub const fn new() -> Self {
+        Utf8Validator {
+            partial: [0; 4],
+            len: 0,
+        }
+    }
+
+    /// Validates the next bytes. Fails as soon as they cannot be part of
+    /// valid UTF-8, whatever follows.
+    pub fn feed(&mut self, mut data: &[u8]) -> Result<(), InvalidUtf8> {
+        if self.len > 0 {
+            let have = usize::from(self.len);
+            let need = char_width(self.partial[0]).saturating_sub(have);
+            let take = need.min(data.len());
+            self.partial[have..have + take].copy_from_slice(&data[..take]);
+            let now = have + take;
+            data = &data[take..];
+            match core::str::from_utf8(&self.partial[..now]) {
+                Ok(_) => self.len = 0,
+                Err(e) if e.error_len().is_none() => {
+                    // Still a valid prefix; `data` is empty here.
+                    self.len = now as u8;
+                    return Ok(());
+                }
+                Err(_) => return Err(InvalidUtf8),
+            }
+        }
+        match core::str::from_utf8(data) {
+            Ok(_) => Ok(()),
+            Err(e) => match e.error_len() {
+                Some(_) => Err(InvalidUtf8),
+                None => {
+                    let tail = &data[e.valid_up_to()..];
+                    self.partial[..tail.len()].copy_from_slice(tail);
+                    self.len = tail.len() as u8;
+                    Ok(())
+                }
+            },
+        }
+    }
+
+    /// Whether the bytes fed so far end on a character boundary.
+    pub fn is_complete(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Ends the text: fails if it stopped inside a character.
+    pub fn finish(&mut self) -> Result<(), InvalidUtf8> {
+        let complete = self.is_complete();
+        *self = Self::new();
+        if complete { Ok(()) } else { Err(InvalidUtf8) }
+    }
+}
+
+/// The width of a character from its (valid) first byte.
+fn char_width(first: u8) -> usize {
+    match first {
+        0xC0..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        _ => 4,
+    }
+}
+
+/// A `Bytes` buffer known to hold valid UTF-8: the payload of a text message.
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct Utf8Bytes(Bytes);
+
+impl Utf8Bytes {
+    /// Wraps `bytes` after checking that they are valid UTF-8.
+    pub fn try_from_bytes(bytes: Bytes) -> Result<Self, InvalidUtf8> {
+        match core::str::from_utf8(&bytes) {
+            Ok(_) => Ok(Utf8Bytes(bytes)),
+            Err(_) => Err(InvalidUtf8),
+        }
+    }
+
+    /// Wraps bytes the crate has already validated.
+    pub(crate) fn from_validated(bytes: Bytes) -> Self {
+        Utf8Bytes(bytes)
+    }
+
+    /// The text. (The bytes were validated on arrival; this checks them again
+    /// rather than use `unsafe` outside the masking module.)
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    /// The underlying bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Gives up the UTF-8 guarantee and returns the bytes.
+    pub fn into_bytes(self) -> Bytes {
+        self.0
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the text is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<&str> for Utf8Bytes {
+    fn from(s: &str) -> Self {
+        Utf8Bytes(Bytes::copy_from_slice(s.as_bytes()))
+    }
+}
+
+impl From<alloc::string::String> for Utf8Bytes {
+    fn from(s: alloc::string::String) -> Self {
+        Utf8Bytes(Bytes::from(s.into_bytes()))
+    }
+}
+
+impl fmt::Debug for Utf8Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Utf8Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for Utf8Bytes {
+    fn eq(&self, other: &str) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl PartialEq<&str> for Utf8Bytes {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[allow(unused_imports)]
+    use alloc::{format, string::String, string::ToString, vec, vec::Vec};
+
+    fn split_everywhere(bytes: &[u8]) -> Vec<Result<(), InvalidUtf8>> {
+        (0..=bytes.len())
+            .map(|i| {
+                let mut v = Utf8Validator::new();
+                v.feed(&bytes[..i])?;
+                v.feed(&bytes[i..])?;
+                v.finish()
+            })
+            .collect()
+    }
+
+    // RFC 6455 §8.1: text is UTF-8; a character may be split across fragments.
+    #[test]
+    fn valid_text_split_anywhere() {
+        let text = "κόσμε ascii €𝄞 \u{10FFFF}".as_bytes();
+        assert!(split_everywhere(text).iter().all(|r| r.is_ok()));
+        // One byte at a time.
+        let mut v = Utf8Validator::new();
+        for b in text {
+            v.feed(core::slice::from_ref(b)).unwrap();
+        }
+        v.finish().unwrap();
+    }
+
+    #[test]
+    fn invalid_text_rejected_wherever_split() {
+        for bad in [
+            &b"\xed\xa0\x80"[..],
+            b"\xf4\x90\x80\x80",
+            b"\xc0\xaf",
+            b"ab\xffcd",
+            b"\xce\xba\xe1",
+        ] {
+            assert!(split_everywhere(bad).iter().all(|r| r.is_err()), "{bad:?}");
+        }
+    }
+
+    // Fail fast: the error is reported on the byte that makes the text invalid.
+    #[test]
+    fn fails_on_the_first_invalid_byte() {
+        let mut v = Utf8Validator::new();
+        v.feed("κόσμε".as_bytes()).unwrap();
+        v.feed(&[0xce]).unwrap(); // valid prefix so far
+        assert_eq!(v.feed(&[0x41]), Err(InvalidUtf8)); // continuation expected
+        let mut v = Utf8Validator::new();
+        v.feed(&[0xf4]).unwrap();
+        assert_eq!(v.feed(&[0x90]), Err(InvalidUtf8)); // above U+10FFFF
+        let mut v = Utf8Validator::new();
+        v.feed(&[0xed]).unwrap();
+        assert_eq!(v.feed(&[0xa0]), Err(InvalidUtf8)); // surrogate
+    }
+
+    #[test]
+    fn incomplete_end_fails_finish() {
+        let mut v = Utf8Validator::new();
+        v.feed(&[0xe2, 0x82]).unwrap();
+        assert!(!v.is_complete());
+        assert_eq!(v.finish(), Err(InvalidUtf8));
+    }
+}
