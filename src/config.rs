@@ -23,6 +23,14 @@ pub struct Config {
     /// Largest HTTP handshake head (request or status line plus headers) in
     /// bytes (default 8 KiB). A server answers a larger request with 431.
     pub max_handshake_size: usize,
+    /// Most bytes of output that may wait for the transport (default
+    /// 64 MiB). A send that would pass it fails with
+    /// [`Error::OutputFull`](crate::Error::OutputFull) and queues nothing,
+    /// so an application that never drains the output learns it at once;
+    /// an automatic pong that would pass it is not queued (RFC 6455 §5.5.3
+    /// lets an endpoint answer only the most recent ping). Close frames are
+    /// always queued.
+    pub max_output_buffer: usize,
     /// Answer every ping with a pong automatically (default `true`). When
     /// `false`, the application answers with [`Connection::pong`](crate::Connection::pong).
     pub auto_pong: bool,
@@ -45,6 +53,7 @@ impl Default for Config {
             max_frame_size: 16 << 20,
             max_message_size: 64 << 20,
             max_handshake_size: 8 << 10,
+            max_output_buffer: 64 << 20,
             auto_pong: true,
             streaming: false,
             validate_outgoing_text: true,

@@ -125,6 +125,15 @@ pub enum Error {
     /// A data message was sent while a fragmented message is unfinished, or
     /// a continuation with none started.
     FragmentState(&'static str),
+    /// The output queue would pass
+    /// [`Config::max_output_buffer`](crate::Config::max_output_buffer): the
+    /// transport is not taking the bytes. Nothing was queued.
+    OutputFull {
+        /// Bytes already queued.
+        buffered: usize,
+        /// The configured limit.
+        limit: usize,
+    },
     /// The text fragments sent are not valid UTF-8.
     InvalidUtf8,
     /// Our close frame went unanswered for the close timeout.
@@ -145,6 +154,12 @@ impl fmt::Display for Error {
             Error::NotOpen(state) => write!(f, "the connection is {state:?}, not OPEN"),
             Error::InvalidCall(why) | Error::InvalidArgument(why) | Error::FragmentState(why) => f.write_str(why),
             Error::InvalidUtf8 => f.write_str("text fragments are not valid UTF-8"),
+            Error::OutputFull { buffered, limit } => {
+                write!(
+                    f,
+                    "{buffered} bytes of output are waiting; sending more would pass the {limit}-byte limit"
+                )
+            }
             Error::CloseTimeout => f.write_str("the peer did not answer the close frame in time"),
         }
     }

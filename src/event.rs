@@ -62,11 +62,11 @@ pub enum Event {
     /// Server: a valid WebSocket upgrade request. Answer with
     /// [`Connection::accept`](crate::Connection::accept) or
     /// [`Connection::reject`](crate::Connection::reject).
-    Request(Request),
+    Request(Box<Request>),
     /// Server: an HTTP request that does not ask for a WebSocket upgrade.
     /// Answer with [`Connection::reject`](crate::Connection::reject) (any
     /// status, for example 200 with a page).
-    HttpRequest(Request),
+    HttpRequest(Box<Request>),
     /// The handshake completed: the connection is OPEN (`onopen`).
     Open {
         /// The subprotocol agreed on, if any.

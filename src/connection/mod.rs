@@ -251,6 +251,28 @@ impl Connection {
         self.inbuf.extend_from_slice(data);
     }
 
+    /// The receive buffer itself, for drivers that read the transport
+    /// straight into it (no intermediate copy): append bytes, never remove
+    /// any, then call [`Connection::poll_event`]. Same effect as
+    /// [`Connection::receive`] with those bytes.
+    ///
+    /// ```no_run
+    /// # use std::io::Read;
+    /// # fn f(conn: &mut wsmachine::Connection, tcp: &mut std::net::TcpStream) -> std::io::Result<()> {
+    /// let buf = conn.receive_buf();
+    /// let start = buf.len();
+    /// buf.resize(start + 64 * 1024, 0);
+    /// let n = tcp.read(&mut buf[start..])?;
+    /// buf.truncate(start + n);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// (An async driver can hand it to `read_buf`, which appends without
+    /// zeroing first.)
+    pub fn receive_buf(&mut self) -> &mut BytesMut {
+        &mut self.inbuf
+    }
+
     /// Tells the machine the transport reached end of stream (or broke).
     pub fn receive_eof(&mut self) {
         self.close_transport = true;
@@ -280,6 +302,11 @@ impl Connection {
     /// Runs the handshake or reads frames until an event is produced or more
     /// input is needed.
     fn process(&mut self) {
+        if self.state == ReadyState::Closed {
+            // Input after CLOSED is ignored (also what was appended through `receive_buf`).
+            self.inbuf.clear();
+            return;
+        }
         while self.events.is_empty() {
             let progressed = match self.handshake {
                 Handshake::AwaitResponse { .. } => self.client_handshake(),
@@ -327,14 +354,12 @@ impl Connection {
                 self.inbuf.advance(len);
                 match parsed {
                     Parsed::Upgrade(request, key) => {
+                        let request = Box::new(request);
                         self.events.push_back(Event::Request(request.clone()));
-                        self.handshake = Handshake::AwaitDecision {
-                            key,
-                            request: Box::new(request),
-                        };
+                        self.handshake = Handshake::AwaitDecision { key, request };
                     }
                     Parsed::Http(request) => {
-                        self.events.push_back(Event::HttpRequest(request));
+                        self.events.push_back(Event::HttpRequest(Box::new(request)));
                         self.handshake = Handshake::AwaitHttpAnswer;
                     }
                 }
@@ -431,8 +456,9 @@ impl Connection {
             Item::Fragment(f) => self.events.push_back(Event::Fragment(f)),
             Item::Ping(payload) => {
                 // RFC 6455 §5.5.2: answer with a pong carrying the same payload,
-                // unless our close frame is already out.
-                if self.config.auto_pong && !self.close_sent {
+                // unless our close frame is already out, or the output is full
+                // (§5.5.3: answering only the most recent ping is allowed).
+                if self.config.auto_pong && !self.close_sent && self.check_room(payload.len()).is_ok() {
                     self.write_frame(OpCode::Pong, true, &payload);
                 }
                 self.events.push_back(Event::Ping(payload));
@@ -579,6 +605,7 @@ impl Connection {
     /// Sends a whole text message.
     pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
         self.check_can_send_message()?;
+        self.check_room(text.len())?;
         self.write_frame(OpCode::Text, true, text.as_bytes());
         Ok(())
     }
@@ -587,6 +614,7 @@ impl Connection {
     /// [`Connection::send`] to hand over a `Bytes` without copying).
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
         self.check_can_send_message()?;
+        self.check_room(data.len())?;
         self.write_frame(OpCode::Binary, true, data);
         Ok(())
     }
@@ -599,7 +627,17 @@ impl Connection {
             Message::Text(t) => (OpCode::Text, t.into_bytes()),
             Message::Binary(b) => (OpCode::Binary, b),
         };
+        self.check_room(payload.len())?;
         self.write_frame_owned(opcode, true, payload);
+        Ok(())
+    }
+
+    /// The output has room for a frame with `payload_len` bytes of payload.
+    fn check_room(&self, payload_len: usize) -> Result<(), Error> {
+        let (buffered, limit) = (self.out.len(), self.config.max_output_buffer);
+        if payload_len.saturating_add(MAX_HEADER_LEN).saturating_add(buffered) > limit {
+            return Err(Error::OutputFull { buffered, limit });
+        }
         Ok(())
     }
 
