@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""Writes the small seed corpora checked in under fuzz/corpus/<target>/seed-*.
+
+Seeds are valid inputs of each kind (handshakes, frames of each opcode);
+the fuzzer mutates from there. Run from anywhere: python3 fuzz/make_seeds.py
+"""
+import os, random, struct
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+
+def frame(op, payload, fin=True, mask=None, rsv=0):
+    b = bytearray([(0x80 if fin else 0) | (rsv << 4) | op])
+    m = 0x80 if mask else 0
+    n = len(payload)
+    if n < 126: b.append(m | n)
+    elif n <= 0xFFFF: b += bytes([m | 126]) + struct.pack(">H", n)
+    else: b += bytes([m | 127]) + struct.pack(">Q", n)
+    if mask:
+        b += mask
+        payload = bytes(x ^ mask[i % 4] for i, x in enumerate(payload))
+    return bytes(b + payload)
+
+K = b"\x01\x02\x03\x04"
+FRAMES = {
+    "text": frame(1, "héllo €".encode()),
+    "binary-126": frame(2, bytes(range(126)) + bytes(0)),
+    "binary-65536": frame(2, bytes(65536)),
+    "fragments": frame(1, b"frag", fin=False) + frame(9, b"ping") + frame(0, b"ment"),
+    "ping": frame(9, b"are you there"),
+    "pong": frame(10, b""),
+    "close": frame(8, struct.pack(">H", 1000) + b"bye"),
+    "masked-text": frame(1, b"masked", mask=K),
+    "rsv-set": frame(1, b"x", rsv=4),
+}
+REQUEST = (b"GET /chat?x=1 HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n"
+           b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+           b"Sec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\n")
+
+def write(target, name, data):
+    d = os.path.join(ROOT, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "seed-" + name), "wb") as f:
+        f.write(data)
+
+for name, f in FRAMES.items():
+    write("frame_decode", name, b"\x00" + f)
+write("server_handshake", "upgrade", b"\x01" + REQUEST)
+write("server_handshake", "upgrade-pipelined", b"\x01" + REQUEST + frame(1, b"hi", mask=K))
+write("server_handshake", "reject", b"\x00" + REQUEST)
+write("server_handshake", "plain-get", b"\x01GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+write("server_handshake", "version-8", b"\x01" + REQUEST.replace(b"Version: 13", b"Version: 8"))
+write("server_handshake", "post", b"\x01" + REQUEST.replace(b"GET", b"POST"))
+write("client_handshake", "valid-then-frames", bytes(32) + b"\x01" + FRAMES["text"] + FRAMES["close"])
+write("client_handshake", "forbidden", bytes(32) + b"\x00HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+write("client_handshake", "bad-accept", bytes(32) + b"\x00HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+      b"Connection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n")
+rng = random.Random(6455)
+for target in ["connection_server", "connection_client", "roundtrip"]:
+    for i, n in enumerate([16, 64, 256, 1024, 4096]):
+        write(target, "random-%d" % i, bytes(rng.randrange(256) for _ in range(n)))
+for name in ["text", "fragments", "ping", "close", "masked-text"]:
+    write("connection_server", "frames-" + name, b"\x00\x01" + FRAMES[name])
