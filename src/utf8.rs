@@ -65,7 +65,8 @@ impl Utf8Validator {
                 Err(_) => return Err(InvalidUtf8),
             }
         }
-        match core::str::from_utf8(data) {
+        // SIMD validation (simdutf8's std-compatible API) for the bulk.
+        match simdutf8::compat::from_utf8(data) {
             Ok(_) => Ok(()),
             Err(e) => match e.error_len() {
                 Some(_) => Err(InvalidUtf8),
@@ -108,7 +109,7 @@ pub struct Utf8Bytes(Bytes);
 impl Utf8Bytes {
     /// Wraps `bytes` after checking that they are valid UTF-8.
     pub fn try_from_bytes(bytes: Bytes) -> Result<Self, InvalidUtf8> {
-        match core::str::from_utf8(&bytes) {
+        match simdutf8::basic::from_utf8(&bytes) {
             Ok(_) => Ok(Utf8Bytes(bytes)),
             Err(_) => Err(InvalidUtf8),
         }
@@ -119,10 +120,14 @@ impl Utf8Bytes {
         Utf8Bytes(bytes)
     }
 
-    /// The text. (The bytes were validated on arrival; this checks them again
-    /// rather than use `unsafe` outside the masking module.)
+    /// The text.
+    ///
+    /// The bytes were validated on arrival; turning them into `&str` without
+    /// checking would need `unsafe`, which this crate keeps to the masking
+    /// module, so this checks them again with SIMD validation (near memory
+    /// speed). Use [`Utf8Bytes::as_bytes`] when bytes will do.
     pub fn as_str(&self) -> &str {
-        core::str::from_utf8(&self.0).unwrap_or_default()
+        simdutf8::basic::from_utf8(&self.0).unwrap_or_default()
     }
 
     /// The underlying bytes.

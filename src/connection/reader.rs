@@ -22,6 +22,14 @@ pub(crate) enum Item {
     Close(Bytes),
 }
 
+/// A whole message's item; its text was validated as it arrived.
+fn message(kind: DataKind, data: Bytes) -> Item {
+    match kind {
+        DataKind::Binary => Item::Binary(data),
+        DataKind::Text => Item::Text(Utf8Bytes::from_validated(data)),
+    }
+}
+
 /// The frame whose payload is being read.
 #[derive(Debug)]
 struct InFrame {
@@ -44,6 +52,8 @@ struct InMessage {
     len: u64,
     /// Earlier fragments (reassembly mode only).
     assembled: BytesMut,
+    /// Whether the message has more than one frame (its first had FIN clear).
+    fragmented: bool,
     /// Whether this message has produced a fragment yet (streaming mode).
     delivered: bool,
     utf8: Utf8Validator,
@@ -112,72 +122,78 @@ impl Reader {
                 frame.done = avail;
             }
             let complete = frame.remaining == avail as u64;
-            if config.streaming && !frame.opcode.is_control() {
+            if frame.opcode.is_control() {
+                if !complete {
+                    return Ok(None);
+                }
+                let payload = buf.split_to(avail).freeze();
+                let opcode = frame.opcode;
+                self.frame = None;
+                return Ok(Some(match opcode {
+                    OpCode::Ping => Item::Ping(payload),
+                    OpCode::Pong => Item::Pong(payload),
+                    _ => Item::Close(payload),
+                }));
+            }
+            let Some(msg) = self.message.as_mut() else {
+                return Ok(None);
+            };
+            let fin = complete && frame.fin;
+            if config.streaming || msg.fragmented {
+                // Take the fresh bytes off the buffer at once: hand them out
+                // (streaming) or append them to the message (reassembly), so
+                // the receive buffer never holds a fragment beside its copy.
                 if avail == 0 && !complete {
                     return Ok(None);
                 }
-                let data = buf.split_to(avail).freeze();
                 frame.remaining -= avail as u64;
                 frame.taken += avail as u64;
                 frame.done = 0;
-                let fin = complete && frame.fin;
                 if complete {
                     self.frame = None;
                 }
-                let Some(msg) = self.message.as_mut() else {
-                    return Ok(None);
-                };
                 if fin && msg.kind == DataKind::Text {
                     msg.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
                 }
-                let first = !msg.delivered;
-                msg.delivered = true;
+                if config.streaming {
+                    let data = buf.split_to(avail).freeze();
+                    let first = !msg.delivered;
+                    msg.delivered = true;
+                    let kind = msg.kind;
+                    if fin {
+                        self.message = None;
+                    }
+                    // An empty piece that neither starts nor ends the message says nothing.
+                    if data.is_empty() && !first && !fin {
+                        continue;
+                    }
+                    return Ok(Some(Item::Fragment(Fragment { kind, data, first, fin })));
+                }
+                msg.assembled.extend_from_slice(&buf[..avail]);
+                buf.advance(avail);
+                if !fin {
+                    if complete {
+                        continue;
+                    }
+                    return Ok(None);
+                }
+                let data = core::mem::take(&mut msg.assembled).freeze();
                 let kind = msg.kind;
-                if fin {
-                    self.message = None;
-                }
-                // An empty piece that neither starts nor ends the message says nothing.
-                if data.is_empty() && !first && !fin {
-                    continue;
-                }
-                return Ok(Some(Item::Fragment(Fragment { kind, data, first, fin })));
+                self.message = None;
+                return Ok(Some(message(kind, data)));
             }
             if !complete {
                 return Ok(None);
             }
-            let payload = buf.split_to(avail).freeze();
-            let (opcode, fin) = (frame.opcode, frame.fin);
+            // An unfragmented message: a slice of the receive buffer, no copy.
+            let data = buf.split_to(avail).freeze();
             self.frame = None;
-            match opcode {
-                OpCode::Ping => return Ok(Some(Item::Ping(payload))),
-                OpCode::Pong => return Ok(Some(Item::Pong(payload))),
-                OpCode::Close => return Ok(Some(Item::Close(payload))),
-                OpCode::Text | OpCode::Binary | OpCode::Continuation => {
-                    let Some(msg) = self.message.as_mut() else {
-                        return Ok(None);
-                    };
-                    if !fin {
-                        msg.assembled.extend_from_slice(&payload);
-                        continue;
-                    }
-                    let data = if msg.assembled.is_empty() {
-                        payload // unfragmented: a slice of the receive buffer, no copy
-                    } else {
-                        msg.assembled.extend_from_slice(&payload);
-                        core::mem::take(&mut msg.assembled).freeze()
-                    };
-                    let kind = msg.kind;
-                    let utf8 = msg.utf8.finish();
-                    self.message = None;
-                    return Ok(Some(match kind {
-                        DataKind::Binary => Item::Binary(data),
-                        DataKind::Text => {
-                            utf8.map_err(|_| ProtocolError::InvalidUtf8)?;
-                            Item::Text(Utf8Bytes::from_validated(data))
-                        }
-                    }));
-                }
+            let kind = msg.kind;
+            if kind == DataKind::Text {
+                msg.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
             }
+            self.message = None;
+            return Ok(Some(message(kind, data)));
         }
     }
 
@@ -223,6 +239,7 @@ impl Reader {
                 },
                 len: 0,
                 assembled: BytesMut::new(),
+                fragmented: !h.fin,
                 delivered: false,
                 utf8: Utf8Validator::new(),
             }),
