@@ -87,7 +87,7 @@ fn hundred_thousand_tiny_fragments() {
     let mut input = Vec::with_capacity(n * 7);
     for i in 0..n {
         let op = if i == 0 { 0x2 } else { 0x0 };
-        input.extend(wire::frame(op, i == n - 1, 0, Some(KEY), &[b'x']));
+        input.extend(wire::frame(op, i == n - 1, 0, Some(KEY), b"x"));
     }
     let base = alloc_count::reset_peak();
     let mut conn = server(Config::default())();

@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! A global allocator that counts live heap bytes, for binaries that opt in
 //! with `#[global_allocator] static A: CountingAlloc = CountingAlloc;`.
 

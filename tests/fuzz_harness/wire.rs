@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! An independent reading of the wire, for checking what the machine emits,
 //! and builders for raw frames.
 
