@@ -9,6 +9,17 @@ static CURRENT: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
 static COUNT: AtomicUsize = AtomicUsize::new(0);
 
+std::thread_local! {
+    /// Allocations made by this thread (other test threads don't disturb it).
+    static THREAD_COUNT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+fn count_one() {
+    COUNT.fetch_add(1, Ordering::Relaxed);
+    // `try_with`: the thread-local may be gone while a thread shuts down.
+    let _ = THREAD_COUNT.try_with(|c| c.set(c.get() + 1));
+}
+
 /// Counts live bytes, peak bytes and the number of allocations.
 pub struct CountingAlloc;
 
@@ -20,7 +31,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
         if !p.is_null() {
             let now = CURRENT.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
             PEAK.fetch_max(now, Ordering::Relaxed);
-            COUNT.fetch_add(1, Ordering::Relaxed);
+            count_one();
         }
         p
     }
@@ -41,7 +52,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
             } else {
                 CURRENT.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
             }
-            COUNT.fetch_add(1, Ordering::Relaxed);
+            count_one();
         }
         p
     }
@@ -67,4 +78,9 @@ pub fn peak() -> usize {
 /// Allocations (and reallocations) so far.
 pub fn count() -> usize {
     COUNT.load(Ordering::Relaxed)
+}
+
+/// Allocations (and reallocations) made by the calling thread so far.
+pub fn count_this_thread() -> usize {
+    THREAD_COUNT.with(|c| c.get())
 }

@@ -1,0 +1,144 @@
+//! Allocation behaviour, measured with a counting allocator: no heap
+//! allocation per message in steady state (unfragmented receive, and send),
+//! and the footprint of an idle OPEN connection.
+
+#[path = "fuzz_harness/alloc_count.rs"]
+mod alloc_count;
+#[path = "fuzz_harness/wire.rs"]
+mod wire;
+
+use alloc_count::CountingAlloc;
+use std::hint::black_box;
+use std::sync::Mutex;
+use wsmachine::rng::ChaCha20Rng;
+use wsmachine::{Accept, Config, Connection, Event, Message, Role};
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn server() -> Connection {
+    Connection::open_with_rng(Role::Server, Config::default(), ChaCha20Rng::from_seed([0; 32]))
+}
+
+/// Allocations made by `f` run `n` times, after `warmup` untimed runs.
+fn allocations(mut f: impl FnMut(), warmup: usize, n: usize) -> usize {
+    for _ in 0..warmup {
+        f();
+    }
+    let before = alloc_count::count_this_thread();
+    for _ in 0..n {
+        f();
+    }
+    alloc_count::count_this_thread() - before
+}
+
+// Receiving an unfragmented message allocates nothing once the buffers have
+// grown: the payload is a `Bytes` slice of the receive buffer, whose space
+// is reclaimed when the application drops it.
+#[test]
+fn receive_allocates_nothing_per_message() {
+    let _g = SERIAL.lock().unwrap();
+    for size in [16, 125, 1024, 64 << 10] {
+        for opcode in [0x1, 0x2] {
+            let payload = vec![b'a'; size];
+            let frame = wire::frame(opcode, true, 0, Some([1, 2, 3, 4]), &payload);
+            let mut conn = server();
+            let n = allocations(
+                || {
+                    conn.receive(&frame);
+                    match conn.poll_event() {
+                        Some(Event::Text(t)) => assert_eq!(black_box(t).len(), size),
+                        Some(Event::Binary(b)) => assert_eq!(black_box(b).len(), size),
+                        other => panic!("{other:?}"),
+                    }
+                    assert!(conn.poll_event().is_none());
+                },
+                if size > 4096 { 100 } else { 1000 },
+                if size > 4096 { 500 } else { 10000 },
+            );
+            assert_eq!(
+                n, 0,
+                "{n} allocations for the measured messages of {size} bytes (opcode {opcode})"
+            );
+        }
+    }
+}
+
+// Sending allocates nothing once the output buffer has grown, in both roles
+// (the client masks into the output buffer), with the output drained.
+#[test]
+fn send_allocates_nothing_per_message() {
+    let _g = SERIAL.lock().unwrap();
+    for role in [Role::Server, Role::Client] {
+        for size in [16, 125, 1024, 64 << 10] {
+            let payload = vec![b'b'; size];
+            let text = "t".repeat(size);
+            let mut conn = Connection::open_with_rng(role, Config::default(), ChaCha20Rng::from_seed([0; 32]));
+            let n = allocations(
+                || {
+                    conn.send_binary(&payload).unwrap();
+                    conn.send_text(&text).unwrap();
+                    while !conn.pending_output().is_empty() {
+                        let k = black_box(conn.pending_output()).len();
+                        conn.consume_output(k);
+                    }
+                },
+                if size > 4096 { 100 } else { 1000 },
+                if size > 4096 { 500 } else { 10000 },
+            );
+            assert_eq!(
+                n, 0,
+                "{n} allocations for the measured sends of {size} bytes ({role:?})"
+            );
+        }
+    }
+    // A large `Bytes` payload handed to a server is queued, not copied: the
+    // output holds it as its own chunk.
+    let mut conn = server();
+    let big = wsmachine::Bytes::from(vec![7u8; 1 << 20]);
+    conn.send(Message::Binary(big.clone())).unwrap();
+    let chunks: Vec<&[u8]> = conn.output_chunks().collect();
+    assert_eq!(chunks.len(), 2, "header and payload as separate chunks");
+    assert_eq!(
+        chunks[1].as_ptr(),
+        big.as_ptr(),
+        "the payload chunk is the caller's buffer"
+    );
+}
+
+// An idle OPEN connection (handshake done, nothing pending) holds at most
+// 1 KiB: the struct plus what it keeps on the heap.
+#[test]
+fn idle_open_connection_footprint() {
+    let _g = SERIAL.lock().unwrap();
+    let request = b"GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    let before = alloc_count::current();
+    let mut conn = Connection::server(Config::default());
+    conn.receive(request);
+    while let Some(e) = conn.poll_event() {
+        if let Event::Request(_) = e {
+            conn.accept(Accept::new()).unwrap();
+        }
+    }
+    while let Some(chunk) = conn.poll_transmit() {
+        black_box(chunk);
+    }
+    let heap = alloc_count::current() - before;
+    let total = heap + std::mem::size_of::<Connection>();
+    eprintln!(
+        "idle server connection: {} bytes struct + {heap} bytes heap = {total}",
+        std::mem::size_of::<Connection>()
+    );
+    assert!(total <= 1024, "idle OPEN server connection holds {total} bytes");
+
+    let before = alloc_count::current();
+    let conn = Connection::open_with_rng(Role::Client, Config::default(), ChaCha20Rng::from_seed([0; 32]));
+    let heap = alloc_count::current() - before;
+    let total = heap + std::mem::size_of::<Connection>();
+    eprintln!("idle client connection: {total} bytes");
+    assert!(total <= 1024, "idle OPEN client connection holds {total} bytes");
+    drop(conn);
+}
