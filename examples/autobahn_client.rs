@@ -6,24 +6,26 @@
 //! cargo run --release --example autobahn_client [ws://127.0.0.1:9002] [AGENT]
 //! ```
 
-mod common;
+use wsmachine::blocking::{self, Error};
+use wsmachine::{Event, Message};
 
-use common::Driver;
-use std::net::TcpStream;
-use wsmachine::{ClientRequest, Config, Connection, Event, Message};
-
-/// Connects to `base` + `path` and hands every event to `on_event`.
-fn run(base: &str, path: &str, mut on_event: impl FnMut(&mut Connection, Event)) -> Result<(), String> {
-    let url = format!("{base}{path}");
-    let request = ClientRequest::from_url(&url).map_err(|e| format!("{url}: {e}"))?;
-    let stream = TcpStream::connect((request.host().trim_matches(['[', ']']), request.port()))
-        .map_err(|e| format!("connect {url}: {e}"))?;
-    let conn = Connection::client(request, Config::default()).map_err(|e| e.to_string())?;
-    let mut ws = Driver::new(conn, stream);
-    while let Some(event) = ws.next_event() {
-        on_event(&mut ws.conn, event);
+/// Connects to `base` + `path` and hands every event to `on_event` until
+/// the connection is over.
+fn run(
+    base: &str,
+    path: &str,
+    mut on_event: impl FnMut(&mut blocking::WebSocket<std::net::TcpStream>, Event),
+) -> Result<(), Error> {
+    let (mut ws, _) = blocking::connect(&format!("{base}{path}"))?;
+    loop {
+        match ws.read() {
+            Ok(event) => on_event(&mut ws, event),
+            Err(Error::Closed) => return Ok(()),
+            // A protocol failure the case provoked: the machine closes; keep going.
+            Err(Error::Ws(_)) => {}
+            Err(e) => return Err(e),
+        }
     }
-    Ok(())
 }
 
 fn main() {
@@ -44,11 +46,11 @@ fn main() {
     println!("{count} cases");
     for case in 1..=count {
         let path = format!("/runCase?case={case}&agent={agent}");
-        let outcome = run(&base, &path, |conn, event| {
+        let outcome = run(&base, &path, |ws, event| {
             // Echo every message; the machine answers pings and closes.
             let _ = match event {
-                Event::Text(t) => conn.send(Message::Text(t)),
-                Event::Binary(b) => conn.send(Message::Binary(b)),
+                Event::Text(t) => ws.send(Message::Text(t)),
+                Event::Binary(b) => ws.send(Message::Binary(b)),
                 _ => Ok(()),
             };
         });

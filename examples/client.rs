@@ -1,89 +1,73 @@
 //! A command-line client: sends each line of stdin as a text message and
-//! prints each message received; closes with 1000 when stdin ends.
+//! prints each message received; closes with 1000 when stdin ends and exits
+//! 0 after the closing handshake, non-zero if the handshake or the protocol
+//! fails.
 //!
 //! ```text
 //! cargo run --example client ws://127.0.0.1:9999/
 //! ```
 
-mod common;
-
-use common::Driver;
 use std::io::BufRead;
-use std::net::TcpStream;
 use std::process::exit;
 use std::sync::mpsc;
 use std::time::Duration;
-use wsmachine::{ClientRequest, CloseCode, Config, Connection, Event, ReadyState};
+use wsmachine::blocking::{self, Error};
+use wsmachine::{CloseCode, Event, ReadyState};
 
 fn main() {
     let Some(url) = std::env::args().nth(1) else {
         eprintln!("usage: client ws://HOST[:PORT]/PATH");
         exit(2);
     };
-    let request = ClientRequest::from_url(&url).unwrap_or_else(|e| {
+    let (mut ws, _response) = blocking::connect(&url).unwrap_or_else(|e| {
         eprintln!("{url}: {e}");
-        exit(2);
-    });
-    if request.is_secure() {
-        eprintln!("wss:// needs TLS, which this example does not provide");
-        exit(2);
-    }
-    let stream = TcpStream::connect((request.host().trim_matches(['[', ']']), request.port())).unwrap_or_else(|e| {
-        eprintln!("cannot connect to {}:{}: {e}", request.host(), request.port());
         exit(1);
     });
-    let conn = Connection::client(request, Config::default()).unwrap_or_else(|e| {
-        eprintln!("{e}");
-        exit(2);
-    });
-    let mut ws = Driver::new(conn, stream);
+    // Wake up every 20 ms to look at stdin.
+    let _ = ws.get_mut().set_read_timeout(Some(Duration::from_millis(20)));
 
     // Lines from stdin arrive on a channel; `None` marks its end.
     let (tx, rx) = mpsc::channel::<Option<String>>();
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines() {
-            match line {
-                Ok(l) => {
-                    if tx.send(Some(l)).is_err() {
-                        return;
-                    }
-                }
-                Err(_) => break,
+            let Ok(line) = line else { break };
+            if tx.send(Some(line)).is_err() {
+                return;
             }
         }
         let _ = tx.send(None);
     });
 
     let mut failed = false;
-    let mut clean = false;
     loop {
-        if ws.conn.state() == ReadyState::Open {
+        if ws.connection().state() == ReadyState::Open {
             while let Ok(line) = rx.try_recv() {
                 let sent = match line {
-                    Some(text) => ws.conn.send_text(&text),
-                    None => ws.conn.close(CloseCode::NORMAL, ""),
+                    Some(text) => ws.send_text(&text),
+                    None => ws.close(CloseCode::NORMAL, ""),
                 };
                 if let Err(e) = sent {
                     eprintln!("{e}");
                 }
             }
         }
-        let Some(event) = ws.next_event_or_idle(Some(Duration::from_millis(20))) else {
-            break;
-        };
-        match event {
-            None => continue,
-            Some(Event::Text(text)) => println!("{text}"),
-            Some(Event::Binary(data)) => println!("<{} bytes of binary>", data.len()),
-            Some(Event::Error(e)) => {
+        match ws.read() {
+            Ok(Event::Text(text)) => println!("{text}"),
+            Ok(Event::Binary(data)) => println!("<{} bytes of binary>", data.len()),
+            Ok(Event::Closed(info)) => {
+                if !info.was_clean {
+                    eprintln!("connection closed uncleanly ({})", info.code);
+                    failed = true;
+                }
+            }
+            Ok(_) => {}
+            Err(e) if e.is_would_block() => {}
+            Err(Error::Closed) => break,
+            Err(e) => {
                 eprintln!("error: {e}");
                 failed = true;
             }
-            Some(Event::Closed(info)) => clean = info.was_clean,
-            Some(_) => {}
         }
     }
-    if failed || !clean {
-        exit(1);
-    }
+    exit(i32::from(failed));
 }

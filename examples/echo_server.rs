@@ -7,11 +7,9 @@
 //! Open http://127.0.0.1:9999 in a browser: the page connects back over
 //! WebSocket, sends `hello`, and shows every message and the close.
 
-mod common;
-
-use common::Driver;
 use std::net::{TcpListener, TcpStream};
-use wsmachine::{Accept, Config, Connection, Event, HttpResponse, Message};
+use wsmachine::blocking;
+use wsmachine::{Accept, Config, Event, HttpResponse, Message};
 
 const PAGE: &str = r#"<!doctype html>
 <html><head><meta charset="utf-8"><title>wsmachine echo</title></head>
@@ -37,34 +35,33 @@ document.getElementById('f').onsubmit = (e) => {
 </body></html>
 "#;
 
-fn serve(stream: TcpStream) {
+fn serve(stream: TcpStream) -> Result<(), blocking::Error> {
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-    let mut ws = Driver::new(Connection::server(Config::default()), stream);
-    while let Some(event) = ws.next_event() {
-        let result = match event {
-            Event::Request(_) => ws.conn.accept(Accept::new()),
-            Event::HttpRequest(req) => {
-                let page = if req.path == "/" || req.path.starts_with("/?") {
-                    HttpResponse::new(200)
-                        .header("Content-Type", "text/html; charset=utf-8")
-                        .body(PAGE)
-                } else {
-                    HttpResponse::new(404)
-                        .header("Content-Type", "text/plain")
-                        .body("not found\n")
-                };
-                ws.conn.reject(page)
-            }
-            Event::Text(text) => ws.conn.send(Message::Text(text)),
-            Event::Binary(data) => ws.conn.send(Message::Binary(data)),
-            Event::Error(e) => {
-                eprintln!("{peer}: {e}");
-                Ok(())
-            }
-            _ => Ok(()),
-        };
-        // Sending can fail only once the connection is closing; nothing to do then.
-        let _ = result;
+    // Upgrade requests are accepted; a plain `GET /` gets the page.
+    let mut ws = match blocking::accept_with(stream, Config::default(), |req, upgrade| {
+        if upgrade {
+            Ok(Accept::new())
+        } else if req.path == "/" || req.path.starts_with("/?") {
+            Err(HttpResponse::new(200)
+                .header("Content-Type", "text/html; charset=utf-8")
+                .body(PAGE))
+        } else {
+            Err(HttpResponse::new(404)
+                .header("Content-Type", "text/plain")
+                .body("not found\n"))
+        }
+    }) {
+        Err(blocking::Error::NotUpgraded) => return Ok(()),
+        other => other?,
+    };
+    loop {
+        match ws.read() {
+            Ok(Event::Text(text)) => ws.send(Message::Text(text))?,
+            Ok(Event::Binary(data)) => ws.send(Message::Binary(data))?,
+            Ok(Event::Closed(_)) | Err(blocking::Error::Closed) => return Ok(()),
+            Ok(_) => {}
+            Err(e) => eprintln!("{peer}: {e}"),
+        }
     }
 }
 
@@ -79,6 +76,10 @@ fn main() {
     };
     println!("echo server on http://{addr} (WebSocket on ws://{addr}/)");
     for stream in listener.incoming().flatten() {
-        std::thread::spawn(move || serve(stream));
+        std::thread::spawn(move || {
+            if let Err(e) = serve(stream) {
+                eprintln!("{e}");
+            }
+        });
     }
 }

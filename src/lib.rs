@@ -52,7 +52,7 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `std` | yes | OS randomness for client keys ([`Connection::client`], [`Connection::open`]), `std::error::Error` impls |
+//! | `std` | yes | OS randomness for client keys ([`Connection::client`], [`Connection::open`]), `std::error::Error` impls, the [`blocking`] driver over `Read + Write` streams |
 //!
 //! Without `std` the crate is `no_std` + `alloc`; clients pass their own
 //! [`RandomSource`](rng::RandomSource).
@@ -65,6 +65,8 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+#[cfg(feature = "std")]
+pub mod blocking;
 pub mod close;
 mod config;
 mod connection;

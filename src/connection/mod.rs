@@ -117,6 +117,8 @@ pub struct Connection {
     timer: Timer,
     /// The transport should be closed once the output is written.
     close_transport: bool,
+    /// The transport reached end of stream; no more input will come.
+    eof: bool,
 }
 
 impl core::fmt::Debug for Connection {
@@ -153,6 +155,7 @@ impl Connection {
             close_sent: false,
             timer: Timer::Off,
             close_transport: false,
+            eof: false,
         }
     }
 
@@ -245,7 +248,7 @@ impl Connection {
     /// call it until it returns `None` after every `receive`. Input after
     /// CLOSED is ignored.
     pub fn receive(&mut self, data: &[u8]) {
-        if self.state == ReadyState::Closed {
+        if self.state == ReadyState::Closed || self.eof {
             return;
         }
         self.inbuf.extend_from_slice(data);
@@ -274,16 +277,19 @@ impl Connection {
     }
 
     /// Tells the machine the transport reached end of stream (or broke).
+    ///
+    /// Input received before it is still processed by
+    /// [`Connection::poll_event`] (a last message, the peer's close frame);
+    /// then, unless the connection closed cleanly, it ends CLOSED with 1006.
+    /// Input after it is ignored.
     pub fn receive_eof(&mut self) {
+        self.eof = true;
         self.close_transport = true;
-        if self.state != ReadyState::Closed {
-            self.set_closed(CloseInfo {
-                code: CloseCode::ABNORMAL,
-                reason: String::new(),
-                was_clean: false,
-            });
+        if self.timer == Timer::Pending(TimerKind::TransportClose)
+            || matches!(self.timer, Timer::At(_, TimerKind::TransportClose))
+        {
+            self.timer = Timer::Off;
         }
-        self.timer = Timer::Off;
     }
 
     /// The next event, if any.
@@ -318,8 +324,17 @@ impl Connection {
                 }
             };
             if !progressed {
-                return;
+                break;
             }
+        }
+        if self.events.is_empty() && self.eof {
+            // All input is processed and no more will come: the transport
+            // ended without (the end of) a closing handshake.
+            self.set_closed(CloseInfo {
+                code: CloseCode::ABNORMAL,
+                reason: String::new(),
+                was_clean: false,
+            });
         }
     }
 
@@ -535,6 +550,8 @@ impl Connection {
             return;
         }
         self.set_state(ReadyState::Closed);
+        // A pending accept/reject decision is moot now.
+        self.handshake = Handshake::Done;
         self.sending = None;
         if self.timer != Timer::Pending(TimerKind::TransportClose) {
             self.timer = Timer::Off;
@@ -673,6 +690,7 @@ impl Connection {
                 ));
             }
         };
+        self.check_room(data.len())?;
         if kind == DataKind::Text && self.config.validate_outgoing_text {
             let mut check = self.sending_utf8;
             check.feed(data).map_err(|_| Error::InvalidUtf8)?;
@@ -704,6 +722,7 @@ impl Connection {
                 "control frame payloads are at most 125 bytes (RFC 6455 §5.5)",
             ));
         }
+        self.check_room(payload.len())?;
         self.write_frame(opcode, true, payload);
         Ok(())
     }

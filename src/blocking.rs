@@ -1,0 +1,349 @@
+//! A blocking driver over any `Read + Write` stream (feature `std`).
+//!
+//! [`WebSocket`] moves bytes between a stream and a [`Connection`] and
+//! passes the time in; every protocol decision stays in the machine. It
+//! works with blocking sockets and with non-blocking ones: a `WouldBlock`
+//! from the stream comes back as `Err(Error::Io(e))` with
+//! `e.kind() == WouldBlock`, so a game loop can poll once per frame.
+//!
+//! ```no_run
+//! use wsmachine::blocking;
+//! use wsmachine::{Event, Message};
+//!
+//! let listener = std::net::TcpListener::bind("127.0.0.1:9001")?;
+//! for stream in listener.incoming() {
+//!     let mut ws = blocking::accept(stream?)?;
+//!     loop {
+//!         match ws.read()? {
+//!             Event::Text(t) => ws.send(Message::Text(t))?,
+//!             Event::Binary(b) => ws.send(Message::Binary(b))?,
+//!             Event::Closed(_) => break,
+//!             _ => {}
+//!         }
+//!     }
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use crate::{Accept, ClientRequest, CloseCode, Config, Connection, Event, HttpResponse, Message, Request, Response};
+use std::boxed::Box;
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::Instant as StdInstant;
+
+/// Bytes asked of the stream per read.
+const READ_CHUNK: usize = 64 << 10;
+
+/// What can go wrong while driving a connection over a stream.
+#[derive(Debug)]
+pub enum Error {
+    /// The stream failed, or would block (`ErrorKind::WouldBlock`: try again).
+    Io(io::Error),
+    /// The protocol failed: the machine's error (the peer broke a rule, the
+    /// handshake failed, a call was refused).
+    Ws(crate::Error),
+    /// The server answered the request without upgrading it (for example a
+    /// plain HTTP request served a page).
+    NotUpgraded,
+    /// The connection is over: it reported `Event::Closed` and the transport
+    /// should be dropped.
+    Closed,
+}
+
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Error::Io(e) => write!(f, "transport: {e}"),
+            Error::Ws(e) => write!(f, "websocket: {e}"),
+            Error::NotUpgraded => f.write_str("the request was answered without a WebSocket upgrade"),
+            Error::Closed => f.write_str("the connection is closed"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+impl From<crate::Error> for Error {
+    fn from(e: crate::Error) -> Self {
+        Error::Ws(e)
+    }
+}
+
+impl Error {
+    /// Whether this is a `WouldBlock` from a non-blocking stream.
+    pub fn is_would_block(&self) -> bool {
+        matches!(self, Error::Io(e) if e.kind() == ErrorKind::WouldBlock)
+    }
+}
+
+/// A connection driven over a blocking or non-blocking stream.
+#[derive(Debug)]
+pub struct WebSocket<S> {
+    conn: Connection,
+    stream: S,
+    epoch: StdInstant,
+    /// The transport ended or failed; no more reads or writes.
+    transport_done: bool,
+    /// `Event::Closed` was returned.
+    closed_returned: bool,
+}
+
+impl<S: Read + Write> WebSocket<S> {
+    /// Drives `conn` over `stream` (for a connection whose handshake happened
+    /// elsewhere, build `conn` with [`Connection::open`]).
+    pub fn from_connection(conn: Connection, stream: S) -> Self {
+        WebSocket {
+            conn,
+            stream,
+            epoch: StdInstant::now(),
+            transport_done: false,
+            closed_returned: false,
+        }
+    }
+
+    /// The machine, to query state or use calls not mirrored here.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The machine, mutably. Output it queues is written by the next
+    /// [`WebSocket::flush`], `send` or `read`.
+    pub fn connection_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// The stream.
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
+    /// The stream, mutably (for socket options).
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
+    /// Gives back the stream.
+    pub fn into_inner(self) -> S {
+        self.stream
+    }
+
+    fn now(&self) -> crate::Instant {
+        crate::Instant::from_duration(self.epoch.elapsed())
+    }
+
+    /// Writes queued output until done or the stream would block.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        while !self.transport_done {
+            let chunk = self.conn.pending_output();
+            if chunk.is_empty() {
+                return match self.stream.flush() {
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    r => r.map_err(Error::Io),
+                };
+            }
+            match self.stream.write(chunk) {
+                Ok(0) => return Err(self.transport_failed(io::Error::from(ErrorKind::WriteZero))),
+                Ok(n) => self.conn.consume_output(n),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Err(Error::Io(e)),
+                Err(e) => return Err(self.transport_failed(e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn transport_failed(&mut self, e: io::Error) -> Error {
+        self.transport_done = true;
+        self.conn.receive_eof();
+        Error::Io(e)
+    }
+
+    /// Flushes, tolerating `WouldBlock` (the bytes stay queued) and, once
+    /// CLOSED was reported, a transport the peer already closed.
+    fn flush_queued(&mut self) -> Result<(), Error> {
+        match self.flush() {
+            Err(e) if e.is_would_block() => Ok(()),
+            Err(Error::Io(_)) if self.closed_returned => Ok(()),
+            r => r,
+        }
+    }
+
+    /// The next event: a message, a ping or pong, the peer's close, and
+    /// finally `Event::Closed`. Protocol failures come as
+    /// `Err(Error::Ws(..))` (then `Event::Closed`); afterwards
+    /// `Err(Error::Closed)`. Writes pending output (answers, pongs) first.
+    ///
+    /// On a non-blocking stream, returns `Err(Error::Io(WouldBlock))` when
+    /// nothing is there yet. On a blocking stream, set a read timeout on the
+    /// socket if the close timeout must fire while the peer is silent.
+    pub fn read(&mut self) -> Result<Event, Error> {
+        loop {
+            self.flush_queued()?;
+            let now = self.now();
+            self.conn.handle_timeout(now);
+            if let Some(event) = self.conn.poll_event() {
+                return match event {
+                    Event::Error(e) => Err(Error::Ws(e)),
+                    Event::Closed(info) => {
+                        self.closed_returned = true;
+                        // Write the last frames (our close reply) before reporting the end.
+                        self.flush_queued()?;
+                        Ok(Event::Closed(info))
+                    }
+                    other => Ok(other),
+                };
+            }
+            // Over once the transport is gone, or once CLOSED and it is our
+            // turn to close it (a client waits for the server's end of stream,
+            // up to the close timeout: RFC 6455 §7.1.1).
+            if self.transport_done || (self.closed_returned && self.conn.should_close_transport()) {
+                return Err(Error::Closed);
+            }
+            let buf = self.conn.receive_buf();
+            let start = buf.len();
+            buf.resize(start + READ_CHUNK, 0);
+            let result = self.stream.read(&mut buf[start..]);
+            let n = *result.as_ref().unwrap_or(&0);
+            self.conn.receive_buf().truncate(start + n);
+            match result {
+                Ok(0) => {
+                    self.transport_done = true;
+                    self.conn.receive_eof();
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    // A due timer (the close timeout) may fire before the caller polls again.
+                    let now = self.now();
+                    self.conn.handle_timeout(now);
+                    if self.conn.poll_timeout().is_some_and(|d| d <= now) {
+                        continue;
+                    }
+                    return Err(Error::Io(io::Error::from(ErrorKind::WouldBlock)));
+                }
+                Err(e) => {
+                    self.transport_done = true;
+                    self.conn.receive_eof();
+                    // After CLOSED a reset (the peer closed first) is just the end.
+                    if self.closed_returned {
+                        return Err(Error::Closed);
+                    }
+                    return Err(Error::Io(e));
+                }
+            }
+        }
+    }
+
+    /// Sends a message and writes what the stream takes now.
+    pub fn send(&mut self, message: Message) -> Result<(), Error> {
+        self.conn.send(message)?;
+        self.flush_queued()
+    }
+
+    /// Sends a text message.
+    pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
+        self.conn.send_text(text)?;
+        self.flush_queued()
+    }
+
+    /// Sends a binary message.
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.conn.send_binary(data)?;
+        self.flush_queued()
+    }
+
+    /// Sends a ping.
+    pub fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.conn.ping(payload)?;
+        self.flush_queued()
+    }
+
+    /// Starts the closing handshake; keep calling [`WebSocket::read`] until
+    /// `Event::Closed` to finish it.
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.conn.close(code, reason)?;
+        self.flush_queued()
+    }
+
+    /// Runs the opening handshake to its end (the stream must block).
+    fn handshake(
+        &mut self,
+        mut decide: impl FnMut(&Request, bool) -> Result<Accept, HttpResponse>,
+    ) -> Result<Option<Box<Response>>, Error> {
+        loop {
+            match self.read()? {
+                Event::Open { response, .. } => return Ok(response),
+                Event::Request(req) => match decide(&req, true) {
+                    Ok(accept) => self.conn.accept(accept)?,
+                    Err(resp) => self.conn.reject(resp)?,
+                },
+                Event::HttpRequest(req) => {
+                    let resp = match decide(&req, false) {
+                        Err(resp) => resp,
+                        // Not an upgrade: it cannot be accepted (RFC 6455 §4.2.2 asks for 426 and the version).
+                        Ok(_) => HttpResponse::new(426)
+                            .header("Upgrade", "websocket")
+                            .header("Sec-WebSocket-Version", "13"),
+                    };
+                    self.conn.reject(resp)?;
+                }
+                Event::Closed(_) => return Err(Error::NotUpgraded),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Server side: reads the upgrade request from `stream` and accepts it (no
+/// subprotocol). Plain HTTP requests get 426.
+pub fn accept<S: Read + Write>(stream: S) -> Result<WebSocket<S>, Error> {
+    accept_with(stream, Config::default(), |_, _| Ok(Accept::new()))
+}
+
+/// Server side, deciding: `decide(request, is_upgrade)` returns the accept
+/// (subprotocol, headers) or any response (a rejection, or a page for a
+/// plain HTTP request). Returns the OPEN socket, or
+/// `Err(Error::NotUpgraded)` once a non-101 answer is written.
+pub fn accept_with<S: Read + Write>(
+    stream: S,
+    config: Config,
+    decide: impl FnMut(&Request, bool) -> Result<Accept, HttpResponse>,
+) -> Result<WebSocket<S>, Error> {
+    let mut ws = WebSocket::from_connection(Connection::server(config), stream);
+    ws.handshake(decide)?;
+    Ok(ws)
+}
+
+/// Client side: connects to a `ws://` URL over TCP and runs the handshake.
+/// Returns the OPEN socket and the server's response.
+pub fn connect(url: &str) -> Result<(WebSocket<TcpStream>, Box<Response>), Error> {
+    let request =
+        ClientRequest::from_url(url).map_err(|_| Error::Ws(crate::Error::InvalidArgument("not a valid ws:// URL")))?;
+    if request.is_secure() {
+        return Err(Error::Ws(crate::Error::InvalidArgument(
+            "wss:// needs a TLS stream: use connect_with",
+        )));
+    }
+    let stream = TcpStream::connect((request.host().trim_matches(['[', ']']), request.port()))?;
+    let _ = stream.set_nodelay(true);
+    connect_with(stream, request, Config::default())
+}
+
+/// Client side over any stream (for example a TLS stream): sends `request`
+/// and runs the handshake.
+pub fn connect_with<S: Read + Write>(
+    stream: S,
+    request: ClientRequest,
+    config: Config,
+) -> Result<(WebSocket<S>, Box<Response>), Error> {
+    let conn = Connection::client(request, config)?;
+    let mut ws = WebSocket::from_connection(conn, stream);
+    let response = ws.handshake(|_, _| Ok(Accept::new()))?;
+    response.map(|r| (ws, r)).ok_or(Error::NotUpgraded)
+}
