@@ -251,7 +251,12 @@ impl Connection {
         if self.state == ReadyState::Closed || self.eof {
             return;
         }
-        self.inbuf.extend_from_slice(data);
+        // Payload of the frame being read is unmasked while it is copied in.
+        let fused = match self.handshake {
+            Handshake::Done => self.reader.absorb(&mut self.inbuf, data),
+            _ => 0,
+        };
+        self.inbuf.extend_from_slice(&data[fused..]);
     }
 
     /// The receive buffer itself, for drivers that read the transport
@@ -299,9 +304,20 @@ impl Connection {
     /// reads on: an answer to a message that arrived just before the peer's
     /// close frame still goes out before our close reply.
     pub fn poll_event(&mut self) -> Option<Event> {
-        if self.events.is_empty() {
-            self.process();
+        if let Some(event) = self.events.pop_front() {
+            return Some(event);
         }
+        // The hot path: a message of an open connection goes straight out.
+        if matches!(self.handshake, Handshake::Done) && matches!(self.state, ReadyState::Open | ReadyState::Closing) {
+            match self.reader.next(&mut self.inbuf, &self.config) {
+                Ok(Some(Item::Text(t))) => return Some(Event::Text(t)),
+                Ok(Some(Item::Binary(b))) => return Some(Event::Binary(b)),
+                Ok(Some(item)) => self.on_item(item),
+                Ok(None) => {}
+                Err(e) => self.fail(e),
+            }
+        }
+        self.process();
         self.events.pop_front()
     }
 

@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::error::ProtocolError;
 use crate::event::{DataKind, Fragment};
 use crate::frame::{FrameError, FrameHeader, OpCode};
-use crate::mask::apply_mask;
+use crate::mask::{apply_mask, extend_masked};
 use crate::utf8::{Utf8Bytes, Utf8Validator};
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -38,8 +38,10 @@ struct InFrame {
     mask: Option<[u8; 4]>,
     /// Payload bytes not yet split off the buffer.
     remaining: u64,
-    /// Bytes at the front of the buffer already unmasked and validated.
+    /// Bytes at the front of the buffer already validated.
     done: usize,
+    /// Bytes at the front of the buffer already unmasked (at least `done`).
+    unmasked: usize,
     /// Payload bytes already split off (the mask offset of the buffer front).
     taken: u64,
 }
@@ -76,10 +78,33 @@ impl Reader {
         }
     }
 
+    /// Takes from `data` the bytes that continue the current frame's payload
+    /// when everything buffered is already-unmasked payload, and appends them
+    /// to `buf` unmasked in the same pass as the copy. Returns how many bytes
+    /// it took; the caller appends the rest as they are.
+    pub(crate) fn absorb(&mut self, buf: &mut BytesMut, data: &[u8]) -> usize {
+        let Some(frame) = self.frame.as_mut() else { return 0 };
+        let Some(key) = frame.mask else { return 0 };
+        if buf.len() != frame.unmasked {
+            return 0;
+        }
+        let room = frame.remaining.saturating_sub(buf.len() as u64);
+        let n = usize::try_from(room).map_or(data.len(), |r| r.min(data.len()));
+        let offset = (frame.taken as usize & 3) + frame.unmasked;
+        extend_masked(buf, &data[..n], key, offset);
+        frame.unmasked += n;
+        n
+    }
+
     /// Reads the next item out of `buf`: `Ok(None)` when more bytes are
     /// needed. Bytes of an incomplete frame are unmasked and validated as
     /// they arrive, so invalid text fails before its frame is complete.
     pub(crate) fn next(&mut self, buf: &mut BytesMut, config: &Config) -> Result<Option<Item>, ProtocolError> {
+        if self.frame.is_none() && self.message.is_none() && !config.streaming {
+            if let Some(item) = self.whole_message(buf, config)? {
+                return Ok(Some(item));
+            }
+        }
         loop {
             if self.frame.is_none() {
                 let (header, header_len) = match FrameHeader::decode(buf) {
@@ -90,12 +115,20 @@ impl Reader {
                 };
                 self.start_frame(&header, config)?;
                 buf.advance(header_len);
+                // The length passed the limits: make room for the whole payload
+                // now, so the buffer is not regrown (and copied) as it arrives.
+                // (A fragmented message's bytes go to the message buffer.)
+                if header.fin && matches!(header.opcode, OpCode::Text | OpCode::Binary) && !config.streaming {
+                    let len = usize::try_from(header.payload_len).unwrap_or(usize::MAX);
+                    buf.reserve(len.saturating_sub(buf.len()));
+                }
                 self.frame = Some(InFrame {
                     opcode: header.opcode,
                     fin: header.fin,
                     mask: header.mask,
                     remaining: header.payload_len,
                     done: 0,
+                    unmasked: 0,
                     taken: 0,
                 });
             }
@@ -104,13 +137,16 @@ impl Reader {
             };
             // Payload bytes of this frame present in the buffer.
             let avail = usize::try_from(frame.remaining).map_or(buf.len(), |r| r.min(buf.len()));
-            if avail > frame.done {
-                let fresh = &mut buf[frame.done..avail];
+            if avail > frame.unmasked {
                 if let Some(key) = frame.mask {
-                    // The key position is the count of payload bytes before `fresh`.
-                    let offset = (frame.taken as usize & 3) + frame.done;
-                    apply_mask(fresh, key, offset);
+                    // The key position is the count of payload bytes before these.
+                    let offset = (frame.taken as usize & 3) + frame.unmasked;
+                    apply_mask(&mut buf[frame.unmasked..avail], key, offset);
                 }
+                frame.unmasked = avail;
+            }
+            if avail > frame.done {
+                let fresh = &buf[frame.done..avail];
                 if !frame.opcode.is_control() {
                     if let Some(msg) = self.message.as_mut() {
                         if msg.kind == DataKind::Text {
@@ -149,6 +185,7 @@ impl Reader {
                 frame.remaining -= avail as u64;
                 frame.taken += avail as u64;
                 frame.done = 0;
+                frame.unmasked = 0;
                 if complete {
                     self.frame = None;
                 }
@@ -195,6 +232,48 @@ impl Reader {
             self.message = None;
             return Ok(Some(message(kind, data)));
         }
+    }
+
+    /// The fast path for the common case: a whole unfragmented text or
+    /// binary frame is in the buffer and passes every check of
+    /// [`Reader::start_frame`]. It is split off, unmasked and validated in
+    /// one go. Anything else (`Ok(None)`) takes the general path, which also
+    /// reports the errors.
+    fn whole_message(&mut self, buf: &mut BytesMut, config: &Config) -> Result<Option<Item>, ProtocolError> {
+        let Ok(Some((h, header_len))) = FrameHeader::decode(buf) else {
+            return Ok(None);
+        };
+        let kind = match h.opcode {
+            OpCode::Text => DataKind::Text,
+            OpCode::Binary => DataKind::Binary,
+            _ => return Ok(None),
+        };
+        let limit = config.max_frame_size.min(config.max_message_size) as u64;
+        if !h.fin
+            || h.rsv1
+            || h.rsv2
+            || h.rsv3
+            || h.mask.is_some() != (self.role == Role::Server)
+            || h.payload_len > limit
+        {
+            return Ok(None);
+        }
+        let end = header_len + h.payload_len as usize; // at most the limit, so no overflow
+        if end > buf.len() {
+            return Ok(None);
+        }
+        let mut frame = buf.split_to(end);
+        let payload = &mut frame[header_len..];
+        if let Some(key) = h.mask {
+            apply_mask(payload, key, 0);
+        }
+        if kind == DataKind::Text && simdutf8::basic::from_utf8(payload).is_err() {
+            // RFC 6455 §8.1.
+            return Err(ProtocolError::InvalidUtf8);
+        }
+        let mut data = frame.freeze();
+        data.advance(header_len);
+        Ok(Some(message(kind, data)))
     }
 
     /// Checks a header against RFC 6455 §5 and the limits, before any of its
