@@ -189,7 +189,12 @@ impl<S: Read + Write> WebSocket<S> {
             self.conn.handle_timeout(now);
             if let Some(event) = self.conn.poll_event() {
                 return match event {
-                    Event::Error(e) => Err(Error::Ws(e)),
+                    Event::Error(e) => {
+                        // Write what the failure queued (a close frame, or an
+                        // HTTP error answer) before reporting it.
+                        self.flush_queued()?;
+                        Err(Error::Ws(e))
+                    }
                     Event::Closed(info) => {
                         self.closed_returned = true;
                         // Write the last frames (our close reply) before reporting the end.

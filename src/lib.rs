@@ -53,6 +53,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `std` | yes | OS randomness for client keys ([`Connection::client`], [`Connection::open`]), `std::error::Error` impls, the [`blocking`] driver over `Read + Write` streams |
+//! | `tokio` | no | the async driver module `wsmachine::tokio`: a `Stream`/`Sink` over tokio's `AsyncRead + AsyncWrite` streams, the close timeout on tokio's timer (implies `std`) |
 //!
 //! Without `std` the crate is `no_std` + `alloc`; clients pass their own
 //! [`RandomSource`](rng::RandomSource).
@@ -77,6 +78,8 @@ pub mod handshake;
 pub mod mask;
 pub mod rng;
 mod time;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 pub mod utf8;
 
 pub use bytes::Bytes;

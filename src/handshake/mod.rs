@@ -15,7 +15,7 @@ use base64::engine::general_purpose::STANDARD;
 use core::fmt;
 
 pub use client::{ClientRequest, Response, UrlError};
-pub use server::{Accept, HttpResponse, Request};
+pub use server::{Accept, HttpResponse, Request, accept_key_for};
 
 /// The GUID appended to the key before hashing (RFC 6455 §1.3).
 const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";

@@ -214,22 +214,30 @@ pub(crate) fn parse_request(buf: &[u8]) -> Result<Option<(Parsed, usize)>, Hands
     if req.version != Some(1) {
         return Err(HandshakeError::HttpVersion);
     }
-    if request.headers.get("host").is_none() {
+    let key = check_upgrade_headers(&request.headers)?;
+    Ok(Some((Parsed::Upgrade(request, key), len)))
+}
+
+/// RFC 6455 §4.2.1, items 2 and 4–6 (after the method and the HTTP
+/// version): `Host`, `Connection: Upgrade`, version 13 and a 16-byte key.
+/// Returns the key.
+fn check_upgrade_headers(headers: &Headers) -> Result<String, HandshakeError> {
+    if headers.get("host").is_none() {
         return Err(HandshakeError::MissingHost);
     }
-    if !request.headers.has_token("connection", "upgrade") {
+    if !headers.has_token("connection", "upgrade") {
         return Err(HandshakeError::ConnectionNotUpgrade);
     }
     // RFC 6455 §4.2.2: a version other than 13 gets 426 (§4.4).
     {
-        let mut versions = request.headers.get_all("sec-websocket-version");
+        let mut versions = headers.get_all("sec-websocket-version");
         match (versions.next(), versions.next()) {
             (Some(v), None) if super::trim(v) == b"13" => {}
             _ => return Err(HandshakeError::UnsupportedVersion),
         }
     }
     let key = {
-        let mut keys = request.headers.get_all("sec-websocket-key");
+        let mut keys = headers.get_all("sec-websocket-key");
         let key = match (keys.next(), keys.next()) {
             (Some(k), None) => super::trim(k),
             _ => return Err(HandshakeError::InvalidKey),
@@ -241,7 +249,38 @@ pub(crate) fn parse_request(buf: &[u8]) -> Result<Option<(Parsed, usize)>, Hands
         }
         String::from_utf8_lossy(key).into_owned()
     };
-    Ok(Some((Parsed::Upgrade(request, key), len)))
+    Ok(key)
+}
+
+/// Checks an upgrade request that an HTTP server already parsed (hyper,
+/// axum, ...) with the same rules as [`Connection::server`](crate::Connection::server)
+/// (RFC 6455 §4.2.1) and returns the `Sec-WebSocket-Accept` value for its
+/// 101 response. The HTTP version (1.1 or later) is the HTTP server's to
+/// check. An error's [`status`](HandshakeError::status) is the status to
+/// answer with (426 also names version 13 in `Sec-WebSocket-Version`).
+///
+/// ```
+/// use wsmachine::handshake::server::accept_key_for;
+/// use wsmachine::handshake::{Header, Headers};
+/// let header = |name: &str, value: &str| Header { name: name.into(), value: value.into() };
+/// let headers = Headers(vec![
+///     header("Host", "server.example.com"),
+///     header("Upgrade", "websocket"),
+///     header("Connection", "Upgrade"),
+///     header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+///     header("Sec-WebSocket-Version", "13"),
+/// ]);
+/// assert_eq!(accept_key_for("GET", &headers).unwrap(), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+/// ```
+pub fn accept_key_for(method: &str, headers: &Headers) -> Result<String, HandshakeError> {
+    if !headers.has_token("upgrade", "websocket") {
+        return Err(HandshakeError::UpgradeNotWebSocket);
+    }
+    if method != "GET" {
+        return Err(HandshakeError::MethodNotGet);
+    }
+    let key = check_upgrade_headers(headers)?;
+    Ok(accept_key(key.as_bytes()))
 }
 
 /// Writes the 101 response accepting `request` (RFC 6455 §4.2.2, server step 5).
@@ -347,6 +386,58 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
         assert!(text.contains("Sec-WebSocket-Version: 13\r\n"));
+    }
+
+    /// The header lines of a request head, as an HTTP server would hand them over.
+    fn headers_of(head: &str) -> Headers {
+        Headers(
+            head.lines()
+                .skip(1)
+                .filter_map(|l| l.split_once(": "))
+                .map(|(name, value)| super::super::Header {
+                    name: name.into(),
+                    value: value.into(),
+                })
+                .collect(),
+        )
+    }
+
+    // RFC 6455 §4.2.1 / §4.2.2: a request parsed elsewhere (hyper) is held to
+    // the same rules, and gets the accept key of the RFC's example.
+    #[test]
+    fn accept_key_for_a_request_parsed_elsewhere() {
+        assert_eq!(
+            accept_key_for("GET", &headers_of(OK)).unwrap(),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+        assert_eq!(
+            accept_key_for("POST", &headers_of(OK)).unwrap_err(),
+            HandshakeError::MethodNotGet
+        );
+        assert_eq!(
+            accept_key_for("GET", &headers_of(&OK.replace("Upgrade: websocket\r\n", ""))).unwrap_err(),
+            HandshakeError::UpgradeNotWebSocket
+        );
+        let cases = [
+            ("Host: server.example.com\r\n", "", HandshakeError::MissingHost),
+            (
+                "Connection: Upgrade",
+                "Connection: keep-alive",
+                HandshakeError::ConnectionNotUpgrade,
+            ),
+            ("Version: 13", "Version: 8", HandshakeError::UnsupportedVersion),
+            ("dGhlIHNhbXBsZSBub25jZQ==", "c2hvcnQ=", HandshakeError::InvalidKey),
+        ];
+        for (from, to, expected) in cases {
+            let head = OK.replace(from, to);
+            assert_eq!(
+                accept_key_for("GET", &headers_of(&head)).unwrap_err(),
+                expected,
+                "{head}"
+            );
+            // The same verdict as the machine's own parser.
+            assert_eq!(parse(&head).unwrap_err(), expected);
+        }
     }
 
     #[test]

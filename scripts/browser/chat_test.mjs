@@ -1,0 +1,271 @@
+// End-to-end test of examples/chat in headless Chromium, driven by playwright-core.
+// Run by scripts/browser_test.sh (which installs playwright-core next to a copy of this file).
+//
+// Environment:
+//   CHAT_BIN   the built chat example (required)
+//   CHAT_PORT  a free port on 127.0.0.1 (required)
+//   CHROMIUM   the browser (default /usr/bin/chromium)
+//   OUT_DIR    where screenshots go (default ./ci-output)
+//   WORK_DIR   logs, the server's pid file, the browser profile (default .)
+//
+// It starts the server itself (it restarts it mid-test), writes each server pid to
+// WORK_DIR/server.pids for the calling script's trap, and exits non-zero on any failure.
+
+import { chromium } from 'playwright-core';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+
+const CHAT_BIN = process.env.CHAT_BIN;
+const PORT = Number(process.env.CHAT_PORT);
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const OUT_DIR = path.resolve(process.env.OUT_DIR || 'ci-output');
+const WORK_DIR = path.resolve(process.env.WORK_DIR || '.');
+const URL = `http://127.0.0.1:${PORT}/`;
+if (!CHAT_BIN || !PORT) {
+  console.error('CHAT_BIN and CHAT_PORT must be set');
+  process.exit(2);
+}
+fs.mkdirSync(OUT_DIR, { recursive: true });
+
+const t0 = Date.now();
+const log = (msg) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s] ${msg}`);
+
+// ---- the server ---------------------------------------------------------------------------
+let server = null;
+const serverLog = path.join(WORK_DIR, 'chat-server.log');
+const pidFile = path.join(WORK_DIR, 'server.pids');
+
+function portOpen() {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port: PORT });
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}
+
+async function startServer() {
+  const fd = fs.openSync(serverLog, 'a');
+  const child = spawn(CHAT_BIN, [`127.0.0.1:${PORT}`], { stdio: ['ignore', fd, fd] });
+  fs.closeSync(fd);
+  fs.appendFileSync(pidFile, `${child.pid}\n`);
+  child.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  server = child;
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`chat server exited at start (see ${serverLog})`);
+    }
+    if (await portOpen()) {
+      log(`server up (pid ${child.pid}) on ${URL}`);
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('chat server did not listen within 10 s');
+}
+
+async function stopServer() {
+  const child = server;
+  server = null;
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+  await child.exited;
+  clearTimeout(timer);
+  log(`server stopped (pid ${child.pid})`);
+}
+
+process.on('exit', () => {
+  if (server && server.exitCode === null && server.signalCode === null) server.kill('SIGKILL');
+});
+
+// ---- page helpers ---------------------------------------------------------------------------
+async function step(name, fn) {
+  const start = Date.now();
+  try {
+    const result = await fn();
+    log(`ok   ${name} (${Date.now() - start} ms)`);
+    return result;
+  } catch (e) {
+    log(`FAIL ${name}: ${e.message.split('\n')[0]}`);
+    throw e;
+  }
+}
+
+// The state shown now (no waiting: used in error messages).
+const stateOf = (page) =>
+  page.evaluate(() => document.getElementById('state')?.textContent ?? '(no #state element)').catch((e) => `(${e.message})`);
+
+async function waitState(page, state, timeout = 10_000) {
+  try {
+    await page.waitForFunction((s) => document.getElementById('state')?.textContent === s, state, { timeout });
+  } catch (e) {
+    throw new Error(`${page.label}: state is ${await stateOf(page)}, expected ${state} within ${timeout} ms`);
+  }
+}
+
+async function waitLine(page, text, timeout = 10_000) {
+  try {
+    await page.waitForFunction(
+      (t) => [...document.querySelectorAll('#log li')].some((li) => li.textContent === t),
+      text,
+      { timeout },
+    );
+  } catch (e) {
+    const lines = await page.evaluate(() => [...document.querySelectorAll('#log li')].map((li) => li.textContent));
+    throw new Error(`${page.label}: no line ${JSON.stringify(text)} within ${timeout} ms; log: ${JSON.stringify(lines)}`);
+  }
+}
+
+async function nameOf(page) {
+  await page.waitForFunction(() => (document.getElementById('me')?.textContent ?? '').startsWith('you are '), null, {
+    timeout: 10_000,
+  });
+  return (await page.locator('#me').textContent()).replace('you are ', '');
+}
+
+async function say(page, text) {
+  await page.locator('#text').fill(text);
+  await page.locator('#text').press('Enter');
+}
+
+// ---- the test ---------------------------------------------------------------------------------
+let context = null;
+let pages = [];
+let failed = false;
+try {
+  fs.writeFileSync(pidFile, '');
+  await step('start the chat server', startServer);
+
+  const profile = fs.mkdtempSync(path.join(WORK_DIR, 'profile-'));
+  context = await step('launch Chromium', () =>
+    chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      timeout: 30_000,
+      viewport: { width: 820, height: 560 },
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    }),
+  );
+  context.setDefaultTimeout(10_000);
+  const a = context.pages()[0] || (await context.newPage());
+  const b = await context.newPage();
+  a.label = 'page A';
+  b.label = 'page B';
+  pages = [a, b];
+  for (const p of pages) {
+    p.on('pageerror', (e) => {
+      failed = true;
+      log(`${p.label}: uncaught page error: ${e.message}`);
+    });
+    p.on('console', (m) => {
+      if (m.type() === 'error') log(`${p.label} console: ${m.text()}`);
+    });
+  }
+
+  const nameA = await step('page A loads and reaches OPEN', async () => {
+    await a.goto(URL, { waitUntil: 'load', timeout: 10_000 });
+    await waitState(a, 'OPEN');
+    return nameOf(a);
+  });
+  await step(`page A is welcomed as ${nameA}, alone`, () => waitLine(a, `you joined as ${nameA}; nobody else is here yet`));
+
+  const nameB = await step('page B loads and reaches OPEN', async () => {
+    await b.goto(URL, { waitUntil: 'load', timeout: 10_000 });
+    await waitState(b, 'OPEN');
+    return nameOf(b);
+  });
+  if (nameA === nameB) throw new Error(`both pages are named ${nameA}`);
+  await step(`page A shows "${nameB} joined"`, () => waitLine(a, `${nameB} joined`));
+  await step(`page B's welcome lists ${nameA}`, () => waitLine(b, `you joined as ${nameB}; here: ${nameA}`));
+
+  // A message with markup in it: it must arrive as text, not as elements.
+  const payload = `hello from ${nameA} <img src=x onerror="window.__pwned=1"> & <b>not bold</b>`;
+  await step('a message typed in page A appears in page B', async () => {
+    await say(a, payload);
+    await waitLine(b, `${nameA}: ${payload}`);
+    await waitLine(a, `${nameA}: ${payload}`);
+  });
+  await step('user text is not parsed as HTML', async () => {
+    for (const p of pages) {
+      const imgs = await p.locator('#log img').count();
+      const pwned = await p.evaluate(() => window.__pwned);
+      if (imgs !== 0 || pwned !== undefined) throw new Error(`${p.label}: markup from a message was rendered`);
+    }
+  });
+  await step('a reply from page B appears in page A', async () => {
+    await say(b, `hi ${nameA}, ${nameB} here`);
+    await waitLine(a, `${nameB}: hi ${nameA}, ${nameB} here`);
+  });
+
+  const nameB2 = await step('page B leaves (CLOSED, A sees it) and joins again (OPEN)', async () => {
+    await b.locator('#toggle').click();
+    await waitState(b, 'CLOSED');
+    await waitLine(a, `${nameB} left`);
+    await b.locator('#toggle').click();
+    await waitState(b, 'OPEN');
+    const n = await nameOf(b);
+    await waitLine(a, `${n} joined`);
+    return n;
+  });
+  log(`page B rejoined as ${nameB2}`);
+
+  await step('server stops: both pages show CLOSED', async () => {
+    await stopServer();
+    await Promise.all(pages.map((p) => waitState(p, 'CLOSED', 10_000)));
+    await Promise.all(pages.map((p) => waitLine(p, 'disconnected (code 1006)', 5_000)));
+    await a.screenshot({ path: path.join(OUT_DIR, 'chat-closed.png') });
+  });
+  // Let the pages fail a reconnect or two (backoff) before the server comes back.
+  await new Promise((r) => setTimeout(r, 1_500));
+  await step('server restarts: both pages reconnect on their own (OPEN)', async () => {
+    await startServer();
+    await Promise.all(pages.map((p) => waitState(p, 'OPEN', 30_000)));
+  });
+  const [nameA3, nameB3] = await Promise.all([nameOf(a), nameOf(b)]);
+  await step(`chat works after the restart (${nameA3} -> ${nameB3})`, async () => {
+    await say(a, 'back again');
+    await waitLine(b, `${nameA3}: back again`);
+    await say(b, 'welcome back');
+    await waitLine(a, `${nameB3}: welcome back`);
+  });
+
+  if (failed) throw new Error('a page threw an uncaught error');
+  await a.screenshot({ path: path.join(OUT_DIR, 'chat.png') });
+  await b.screenshot({ path: path.join(OUT_DIR, 'chat-b.png') });
+  log(`screenshots: ${['chat.png', 'chat-b.png', 'chat-closed.png'].map((f) => path.join(OUT_DIR, f)).join(', ')}`);
+} catch (e) {
+  failed = true;
+  console.error(e.stack || String(e));
+  for (const [i, p] of pages.entries()) {
+    try {
+      const file = path.join(OUT_DIR, `chat-failure-${i === 0 ? 'a' : 'b'}.png`);
+      await p.screenshot({ path: file, timeout: 5_000 });
+      console.error(`${p.label}: state ${await stateOf(p)}; screenshot ${file}`);
+      const lines = await p.evaluate(() => [...document.querySelectorAll('#log li')].map((li) => li.textContent));
+      console.error(`${p.label} log:\n  ` + lines.join('\n  '));
+    } catch (_) {
+      // The page is gone: nothing more to show.
+    }
+  }
+} finally {
+  if (context) await context.close().catch(() => {});
+  await stopServer().catch(() => {});
+}
+
+if (failed) {
+  log('chat browser test: FAILED');
+  process.exit(1);
+}
+log('chat browser test: PASSED');

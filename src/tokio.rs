@@ -1,0 +1,699 @@
+//! An async driver for tokio (feature `tokio`).
+//!
+//! [`WebSocketStream`] moves bytes between any `AsyncRead + AsyncWrite`
+//! stream and a [`Connection`], and passes tokio's time in; every protocol
+//! decision stays in the machine. It follows the convention users know from
+//! tokio-tungstenite: a [`Stream`] of what arrives and a [`Sink`] of
+//! [`Message`]s.
+//!
+//! - **What the stream yields.** `Result<`[`Event`]`, `[`Error`]`>`, the
+//!   machine's own events (no second message type to translate into): whole
+//!   messages ([`Event::Text`], [`Event::Binary`]), [`Event::Fragment`] in
+//!   streaming mode, [`Event::Ping`] (already answered when `auto_pong` is
+//!   on), [`Event::Pong`], the peer's [`Event::Close`], and last
+//!   [`Event::Closed`]. A protocol failure comes as `Err(Error::Ws(..))`, a
+//!   transport failure as `Err(Error::Io(..))`; [`Event::Closed`] still
+//!   follows. After `Closed` the stream goes on until the transport is done
+//!   (a server closes it at once; a client waits for the server to close it,
+//!   up to the close timeout, RFC 6455 §7.1.1), then ends with `None`.
+//!   [`Event::Request`], [`Event::HttpRequest`] and [`Event::Open`] are seen
+//!   only when a connection still in CONNECTING is driven through
+//!   [`WebSocketStream::from_connection`]; [`accept`] and [`connect`] consume
+//!   them.
+//! - **What the sink takes.** [`Message`]s. `poll_ready` is the
+//!   backpressure: it is pending while more than
+//!   [`WebSocketStream::high_water_mark`] bytes wait for the transport, and
+//!   writes meanwhile. `poll_close` sends a close frame (1000) if the
+//!   connection is OPEN and writes it; keep reading the stream to see the
+//!   handshake finish. Pings and close frames with a code go through
+//!   [`WebSocketStream::ping`] and [`WebSocketStream::close`].
+//! - **Reading writes.** Polling the stream also writes queued output, so
+//!   automatic pongs and close replies go out even when nothing is sent.
+//! - **Time.** The machine's close timeout runs on a `tokio::time::Sleep`
+//!   (the runtime needs its time driver, as `#[tokio::main]` has); it fires
+//!   while the stream is polled.
+//! - **Splitting.** [`WebSocketStream::split`] gives a [`WriteHalf`] (the
+//!   sink) and a [`ReadHalf`] (the stream) for two tasks; they share the
+//!   connection behind a mutex.
+//!
+//! An echo server:
+//!
+//! ```no_run
+//! use futures_util::{SinkExt, StreamExt};
+//! use wsmachine::{Event, Message};
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
+//! loop {
+//!     let (tcp, _) = listener.accept().await?;
+//!     tokio::spawn(async move {
+//!         let mut ws = wsmachine::tokio::accept(tcp).await?;
+//!         while let Some(event) = ws.next().await {
+//!             match event? {
+//!                 Event::Text(text) => ws.send(Message::Text(text)).await?,
+//!                 Event::Binary(data) => ws.send(Message::Binary(data)).await?,
+//!                 _ => {}
+//!             }
+//!         }
+//!         Ok::<(), wsmachine::tokio::Error>(())
+//!     });
+//! }
+//! # }
+//! ```
+//!
+//! And a client:
+//!
+//! ```no_run
+//! use futures_util::{SinkExt, StreamExt};
+//! use wsmachine::{CloseCode, Event, Message};
+//!
+//! # async fn run() -> Result<(), wsmachine::tokio::Error> {
+//! let (mut ws, _response) = wsmachine::tokio::connect("ws://127.0.0.1:9001/").await?;
+//! ws.send(Message::Text("hello".into())).await?;
+//! ws.close(CloseCode::NORMAL, "bye").await?;
+//! while let Some(event) = ws.next().await {
+//!     if let Event::Text(text) = event? {
+//!         println!("{text}");
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+
+use crate::{
+    Accept, ClientRequest, CloseCode, CloseInfo, Config, Connection, Event, HttpResponse, Message, ReadyState, Request,
+    Response,
+};
+use ::tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use ::tokio::net::TcpStream;
+use ::tokio::time::{Instant as TokioInstant, Sleep};
+use core::fmt;
+use core::future::{Future, poll_fn};
+use core::pin::{Pin, pin};
+use core::task::{Context, Poll, Waker, ready};
+use futures_core::{FusedStream, Stream};
+use futures_sink::Sink;
+use std::boxed::Box;
+use std::io::{self, ErrorKind, IoSlice};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Wake;
+
+/// The errors of this driver: the same type as the blocking driver's.
+///
+/// `Io` is a transport failure, `Ws` the machine's error (the peer broke a
+/// rule, the handshake failed, a call was refused), `NotUpgraded` a server
+/// that answered without upgrading, `Closed` a connection that is over.
+pub use crate::blocking::Error;
+
+/// Bytes asked of the stream per read.
+const READ_CHUNK: usize = 64 << 10;
+
+/// Most chunks handed to one vectored write.
+const MAX_IO_SLICES: usize = 64;
+
+/// The default [`WebSocketStream::high_water_mark`]: 128 KiB.
+pub const DEFAULT_HIGH_WATER_MARK: usize = 128 << 10;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The tasks waiting on the connection: one reading, one writing (the same
+/// task when the stream is not split). The transport and the timer are
+/// polled with a waker that wakes both, because a transport keeps only one
+/// waker per direction and both halves write (the reader writes pongs and
+/// close replies).
+#[derive(Default)]
+struct Waiters {
+    reader: Mutex<Option<Waker>>,
+    writer: Mutex<Option<Waker>>,
+}
+
+impl Waiters {
+    fn register(slot: &Mutex<Option<Waker>>, waker: &Waker) {
+        let mut slot = lock(slot);
+        if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *slot = Some(waker.clone());
+        }
+    }
+}
+
+impl Wake for Waiters {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        for slot in [&self.reader, &self.writer] {
+            let waker = lock(slot).clone();
+            if let Some(w) = waker {
+                w.wake();
+            }
+        }
+    }
+}
+
+/// The connection, its transport and its timer: everything both halves share.
+struct Driver<T> {
+    conn: Connection,
+    io: T,
+    /// tokio time at the machine's `Instant` zero.
+    epoch: TokioInstant,
+    /// Armed at the machine's deadline; made on first use (inside the runtime).
+    sleep: Option<Pin<Box<Sleep>>>,
+    waiters: Arc<Waiters>,
+    /// Wakes every waiter; the only waker the transport and timer see.
+    waker: Waker,
+    high_water: usize,
+    /// The transport ended or failed: no more reads or writes.
+    transport_done: bool,
+    /// `Event::Closed` came out of the machine; returned once its output is written.
+    closed: Option<CloseInfo>,
+    /// `Event::Closed` was returned.
+    closed_returned: bool,
+    /// The stream returned `None`.
+    finished: bool,
+}
+
+impl<T> fmt::Debug for Driver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebSocketStream")
+            .field("conn", &self.conn)
+            .field("high_water", &self.high_water)
+            .field("transport_done", &self.transport_done)
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
+    fn new(conn: Connection, io: T) -> Self {
+        let waiters = Arc::new(Waiters::default());
+        Driver {
+            conn,
+            io,
+            epoch: TokioInstant::now(),
+            sleep: None,
+            waker: Waker::from(waiters.clone()),
+            waiters,
+            high_water: DEFAULT_HIGH_WATER_MARK,
+            transport_done: false,
+            closed: None,
+            closed_returned: false,
+            finished: false,
+        }
+    }
+
+    fn now(&self) -> crate::Instant {
+        crate::Instant::from_duration(TokioInstant::now().saturating_duration_since(self.epoch))
+    }
+
+    /// Passes the time in (this sets the deadline of a timer a call started).
+    fn tick(&mut self) {
+        let now = self.now();
+        self.conn.handle_timeout(now);
+    }
+
+    /// Passes the time in, and arms the sleep at the machine's deadline; a
+    /// due deadline is handled at once.
+    fn poll_timer(&mut self, cx: &mut Context<'_>) {
+        self.tick();
+        let Some(deadline) = self.conn.poll_timeout() else {
+            return;
+        };
+        let at = self.epoch + deadline.since_epoch();
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(::tokio::time::sleep_until(at)));
+        if sleep.deadline() != at {
+            sleep.as_mut().reset(at);
+        }
+        if sleep.as_mut().poll(cx).is_ready() {
+            // tokio says the deadline passed; its clock and ours may round differently.
+            let now = self.now().max(deadline);
+            self.conn.handle_timeout(now);
+        }
+    }
+
+    fn transport_failed(&mut self, e: io::Error) -> Error {
+        self.transport_done = true;
+        self.conn.receive_eof();
+        Error::Io(e)
+    }
+
+    /// Writes queued output until at most `target` bytes wait; with
+    /// `target == 0` also flushes the transport.
+    fn poll_write_until(&mut self, cx: &mut Context<'_>, target: usize) -> Poll<Result<(), Error>> {
+        loop {
+            if self.conn.buffered_amount() <= target {
+                if target > 0 || self.transport_done {
+                    return Poll::Ready(Ok(()));
+                }
+                return match ready!(Pin::new(&mut self.io).poll_flush(cx)) {
+                    Ok(()) => Poll::Ready(Ok(())),
+                    Err(e) => Poll::Ready(Err(self.transport_failed(e))),
+                };
+            }
+            if self.transport_done {
+                return Poll::Ready(Err(Error::Closed));
+            }
+            let result = if self.io.is_write_vectored() {
+                let mut slices = [IoSlice::new(&[]); MAX_IO_SLICES];
+                let mut n = 0;
+                for (slot, chunk) in slices.iter_mut().zip(self.conn.output_chunks()) {
+                    *slot = IoSlice::new(chunk);
+                    n += 1;
+                }
+                Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n])
+            } else {
+                Pin::new(&mut self.io).poll_write(cx, self.conn.pending_output())
+            };
+            match ready!(result) {
+                Ok(0) => return Poll::Ready(Err(self.transport_failed(ErrorKind::WriteZero.into()))),
+                Ok(n) => self.conn.consume_output(n),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Poll::Ready(Err(self.transport_failed(e))),
+            }
+        }
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Event, Error>>> {
+        Waiters::register(&self.waiters.reader, cx.waker());
+        let waker = self.waker.clone();
+        let cx = &mut Context::from_waker(&waker);
+        loop {
+            if self.finished {
+                return Poll::Ready(None);
+            }
+            // Write pending output (answers, pongs, close replies) first.
+            let written = self.poll_write_until(cx, 0);
+            if let Some(info) = self.closed.take() {
+                // Our close reply is written (or cannot be) before CLOSED is reported.
+                if written.is_pending() {
+                    self.closed = Some(info);
+                    return Poll::Pending;
+                }
+                self.closed_returned = true;
+                return Poll::Ready(Some(Ok(Event::Closed(info))));
+            }
+            if let Poll::Ready(Err(Error::Io(e))) = written {
+                if !self.closed_returned {
+                    return Poll::Ready(Some(Err(Error::Io(e))));
+                }
+            }
+            self.poll_timer(cx);
+            if let Some(event) = self.conn.poll_event() {
+                match event {
+                    Event::Error(e) => return Poll::Ready(Some(Err(Error::Ws(e)))),
+                    Event::Closed(info) => self.closed = Some(info),
+                    other => return Poll::Ready(Some(Ok(other))),
+                }
+                continue;
+            }
+            // Over once the transport is gone, or once CLOSED and it is our
+            // turn to close it (RFC 6455 §7.1.1).
+            if self.transport_done || (self.closed_returned && self.conn.should_close_transport()) {
+                if !self.transport_done {
+                    // A failure to shut down changes nothing now.
+                    let _ = ready!(Pin::new(&mut self.io).poll_shutdown(cx));
+                    self.transport_done = true;
+                }
+                self.finished = true;
+                return Poll::Ready(None);
+            }
+            // Read straight into the machine's receive buffer. The future is
+            // polled once and dropped: `read_buf` reads nothing unless ready.
+            let buf = self.conn.receive_buf();
+            buf.reserve(READ_CHUNK);
+            let read = pin!(self.io.read_buf(buf)).poll(cx);
+            match ready!(read) {
+                Ok(0) => {
+                    self.transport_done = true;
+                    self.conn.receive_eof();
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.transport_done = true;
+                    self.conn.receive_eof();
+                    // After CLOSED a reset (the peer closed first) is just the end.
+                    if !self.closed_returned {
+                        return Poll::Ready(Some(Err(Error::Io(e))));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs `f` on the write side: registers the writer and polls with the
+    /// shared waker.
+    fn on_write_side<R>(&mut self, cx: &mut Context<'_>, f: impl FnOnce(&mut Self, &mut Context<'_>) -> R) -> R {
+        Waiters::register(&self.waiters.writer, cx.waker());
+        let waker = self.waker.clone();
+        f(self, &mut Context::from_waker(&waker))
+    }
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.on_write_side(cx, |d, cx| {
+            if d.transport_done {
+                return Poll::Ready(Err(Error::Closed));
+            }
+            let high_water = d.high_water;
+            d.poll_write_until(cx, high_water)
+        })
+    }
+
+    fn start_send(&mut self, message: Message) -> Result<(), Error> {
+        self.conn.send(message).map_err(Error::Ws)
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.on_write_side(cx, |d, cx| d.poll_write_until(cx, 0))
+    }
+
+    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if self.conn.state() == ReadyState::Open {
+            self.close(CloseCode::NORMAL, "")?;
+        }
+        self.poll_flush(cx)
+    }
+
+    fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.conn.ping(payload).map_err(Error::Ws)
+    }
+
+    fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.conn.close(code, reason)?;
+        // The close timeout runs from now.
+        self.tick();
+        Ok(())
+    }
+}
+
+/// A WebSocket connection driven over an async stream `T`
+/// (`T: AsyncRead + AsyncWrite + Unpin`): a [`Stream`] of
+/// `Result<Event, Error>` and a [`Sink`] of [`Message`]s. See the
+/// [module docs](self) for what each yields and takes.
+pub struct WebSocketStream<T> {
+    driver: Driver<T>,
+}
+
+impl<T> fmt::Debug for WebSocketStream<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.driver.fmt(f)
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> WebSocketStream<T> {
+    /// Drives `conn` over `io`. For a connection whose handshake happened
+    /// elsewhere (an HTTP server's upgrade), build `conn` with
+    /// [`Connection::open`].
+    pub fn from_connection(conn: Connection, io: T) -> Self {
+        WebSocketStream {
+            driver: Driver::new(conn, io),
+        }
+    }
+
+    /// The machine, to query its state or
+    /// [`buffered_amount`](Connection::buffered_amount).
+    pub fn connection(&self) -> &Connection {
+        &self.driver.conn
+    }
+
+    /// The machine, mutably, for calls not mirrored here (for example
+    /// [`Connection::pong`] or [`Connection::send_fragment`]). What they
+    /// queue is written by the next poll of the stream or flush of the sink.
+    pub fn connection_mut(&mut self) -> &mut Connection {
+        &mut self.driver.conn
+    }
+
+    /// The transport.
+    pub fn get_ref(&self) -> &T {
+        &self.driver.io
+    }
+
+    /// The transport, mutably (for socket options).
+    pub fn get_mut(&mut self) -> &mut T {
+        &mut self.driver.io
+    }
+
+    /// Output bytes above which the sink's `poll_ready` waits (while writing)
+    /// before taking another message; default [`DEFAULT_HIGH_WATER_MARK`].
+    pub fn high_water_mark(&self) -> usize {
+        self.driver.high_water
+    }
+
+    /// Sets [`WebSocketStream::high_water_mark`]. With 0, every message is
+    /// written out before the next is taken.
+    pub fn set_high_water_mark(&mut self, bytes: usize) {
+        self.driver.high_water = bytes;
+    }
+
+    /// Sends a ping (at most 125 bytes) and writes it.
+    pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.driver.ping(payload)?;
+        poll_fn(|cx| self.driver.poll_flush(cx)).await
+    }
+
+    /// Starts the closing handshake with `code` and `reason` and writes the
+    /// close frame. Keep reading the stream to see it finish
+    /// ([`Event::Closed`], then `None`). `SinkExt::close` does the same with
+    /// 1000 and no reason.
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.driver.close(code, reason)?;
+        poll_fn(|cx| self.driver.poll_flush(cx)).await
+    }
+
+    /// Splits into a sink half and a stream half, for use from two tasks
+    /// (the order of `StreamExt::split`).
+    pub fn split(self) -> (WriteHalf<T>, ReadHalf<T>) {
+        let shared = Arc::new(Mutex::new(self.driver));
+        (WriteHalf { shared: shared.clone() }, ReadHalf { shared })
+    }
+
+    /// Runs the opening handshake to its end.
+    async fn handshake(
+        &mut self,
+        mut decide: impl FnMut(&Request, bool) -> Result<Accept, HttpResponse>,
+    ) -> Result<Option<Box<Response>>, Error> {
+        // A failure is reported once the machine reaches CLOSED, so that the
+        // answer it queued (a 400, 426, ...) is written first.
+        let mut failure = None;
+        loop {
+            let event = match poll_fn(|cx| self.driver.poll_next(cx)).await {
+                None => return Err(failure.unwrap_or(Error::Closed)),
+                Some(Err(e)) => {
+                    failure.get_or_insert(e);
+                    continue;
+                }
+                Some(Ok(event)) => event,
+            };
+            let conn = &mut self.driver.conn;
+            match event {
+                Event::Open { response, .. } => return Ok(response),
+                Event::Request(req) => match decide(&req, true) {
+                    Ok(accept) => conn.accept(accept)?,
+                    Err(resp) => conn.reject(resp)?,
+                },
+                Event::HttpRequest(req) => {
+                    let resp = match decide(&req, false) {
+                        Err(resp) => resp,
+                        // Not an upgrade: it cannot be accepted (RFC 6455 §4.2.2 asks for 426 and the version).
+                        Ok(_) => HttpResponse::new(426)
+                            .header("Upgrade", "websocket")
+                            .header("Sec-WebSocket-Version", "13"),
+                    };
+                    conn.reject(resp)?;
+                }
+                Event::Closed(_) => return Err(failure.unwrap_or(Error::NotUpgraded)),
+                _ => {}
+            }
+        }
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> Stream for WebSocketStream<T> {
+    type Item = Result<Event, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().driver.poll_next(cx)
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> FusedStream for WebSocketStream<T> {
+    fn is_terminated(&self) -> bool {
+        self.driver.finished
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocketStream<T> {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().driver.poll_ready(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
+        self.get_mut().driver.start_send(item)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().driver.poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().driver.poll_close(cx)
+    }
+}
+
+/// The sending half of a split [`WebSocketStream`]: a [`Sink`] of
+/// [`Message`]s, plus pings and close.
+pub struct WriteHalf<T> {
+    shared: Arc<Mutex<Driver<T>>>,
+}
+
+/// The receiving half of a split [`WebSocketStream`]: a [`Stream`] of
+/// `Result<Event, Error>`. It also writes automatic pongs and close replies.
+pub struct ReadHalf<T> {
+    shared: Arc<Mutex<Driver<T>>>,
+}
+
+impl<T> fmt::Debug for WriteHalf<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("WriteHalf").field(&*lock(&self.shared)).finish()
+    }
+}
+
+impl<T> fmt::Debug for ReadHalf<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ReadHalf").field(&*lock(&self.shared)).finish()
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> WriteHalf<T> {
+    /// Runs `f` on the machine (to query it, or for calls not mirrored
+    /// here); what it queues is written by the next flush or read.
+    pub fn with_connection<R>(&self, f: impl FnOnce(&mut Connection) -> R) -> R {
+        f(&mut lock(&self.shared).conn)
+    }
+
+    /// Sends a ping (at most 125 bytes) and writes it.
+    pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        lock(&self.shared).ping(payload)?;
+        poll_fn(|cx| lock(&self.shared).poll_flush(cx)).await
+    }
+
+    /// Starts the closing handshake and writes the close frame; the
+    /// [`ReadHalf`] sees it finish.
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        lock(&self.shared).close(code, reason)?;
+        poll_fn(|cx| lock(&self.shared).poll_flush(cx)).await
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> ReadHalf<T> {
+    /// Runs `f` on the machine (to query it, or for calls not mirrored
+    /// here); what it queues is written by the next flush or read.
+    pub fn with_connection<R>(&self, f: impl FnOnce(&mut Connection) -> R) -> R {
+        f(&mut lock(&self.shared).conn)
+    }
+
+    /// Puts the two halves of one stream back together; gives them back if
+    /// they are not from the same [`WebSocketStream::split`].
+    pub fn reunite(self, write: WriteHalf<T>) -> Result<WebSocketStream<T>, (WriteHalf<T>, ReadHalf<T>)> {
+        if !Arc::ptr_eq(&self.shared, &write.shared) {
+            return Err((write, self));
+        }
+        drop(write);
+        match Arc::try_unwrap(self.shared) {
+            Ok(mutex) => Ok(WebSocketStream {
+                driver: mutex.into_inner().unwrap_or_else(PoisonError::into_inner),
+            }),
+            // Both halves were given; no other owner exists.
+            Err(_) => unreachable!("a split stream has exactly two halves"),
+        }
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> Stream for ReadHalf<T> {
+    type Item = Result<Event, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        lock(&self.shared).poll_next(cx)
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> FusedStream for ReadHalf<T> {
+    fn is_terminated(&self) -> bool {
+        lock(&self.shared).finished
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WriteHalf<T> {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        lock(&self.shared).poll_ready(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
+        lock(&self.shared).start_send(item)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        lock(&self.shared).poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        lock(&self.shared).poll_close(cx)
+    }
+}
+
+/// Server side: reads the upgrade request from `stream` and accepts it (no
+/// subprotocol). Plain HTTP requests get 426.
+pub async fn accept<T: AsyncRead + AsyncWrite + Unpin>(stream: T) -> Result<WebSocketStream<T>, Error> {
+    accept_with(stream, Config::default(), |_, _| Ok(Accept::new())).await
+}
+
+/// Server side, deciding: `decide(request, is_upgrade)` returns the accept
+/// (subprotocol, headers) or any response (a rejection, or a page for a
+/// plain HTTP request). Returns the OPEN stream, or
+/// `Err(Error::NotUpgraded)` once a non-101 answer is written (a request
+/// that breaks the handshake rules gets its 4xx answer, then its error).
+pub async fn accept_with<T: AsyncRead + AsyncWrite + Unpin>(
+    stream: T,
+    config: Config,
+    decide: impl FnMut(&Request, bool) -> Result<Accept, HttpResponse>,
+) -> Result<WebSocketStream<T>, Error> {
+    let mut ws = WebSocketStream::from_connection(Connection::server(config), stream);
+    ws.handshake(decide).await?;
+    Ok(ws)
+}
+
+/// Client side: connects to a `ws://` URL over TCP and runs the handshake.
+/// Returns the OPEN stream and the server's response. For `wss://`, open a
+/// TLS stream and use [`connect_with`].
+pub async fn connect(url: &str) -> Result<(WebSocketStream<TcpStream>, Box<Response>), Error> {
+    let request =
+        ClientRequest::from_url(url).map_err(|_| Error::Ws(crate::Error::InvalidArgument("not a valid ws:// URL")))?;
+    if request.is_secure() {
+        return Err(Error::Ws(crate::Error::InvalidArgument(
+            "wss:// needs a TLS stream: use connect_with",
+        )));
+    }
+    let stream = TcpStream::connect((request.host().trim_matches(['[', ']']), request.port())).await?;
+    let _ = stream.set_nodelay(true);
+    connect_with(stream, request, Config::default()).await
+}
+
+/// Client side over any stream (for example a TLS stream): sends `request`
+/// and runs the handshake. Returns the OPEN stream and the server's response.
+pub async fn connect_with<T: AsyncRead + AsyncWrite + Unpin>(
+    stream: T,
+    request: ClientRequest,
+    config: Config,
+) -> Result<(WebSocketStream<T>, Box<Response>), Error> {
+    let conn = Connection::client(request, config)?;
+    let mut ws = WebSocketStream::from_connection(conn, stream);
+    let response = ws.handshake(|_, _| Ok(Accept::new())).await?;
+    response.map(|r| (ws, r)).ok_or(Error::NotUpgraded)
+}

@@ -1,0 +1,403 @@
+//! The tokio driver over real loopback TCP: a client from
+//! `wsmachine::tokio::connect` against a server from `wsmachine::tokio::accept`.
+
+#![cfg(feature = "tokio")]
+
+use futures_util::stream::FusedStream;
+use futures_util::{SinkExt, StreamExt};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use wsmachine::tokio::{self as ws, Error};
+use wsmachine::{ClientRequest, CloseCode, Config, Event, HttpResponse, Message};
+
+type Result<T = ()> = std::result::Result<T, Error>;
+
+async fn listener() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    (listener, url)
+}
+
+/// Accepts one connection and echoes every message until the stream ends;
+/// returns the events it saw that were not messages.
+fn echo_server(listener: TcpListener) -> JoinHandle<Result<Vec<Event>>> {
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = ws::accept(tcp).await?;
+        let mut others = Vec::new();
+        while let Some(event) = ws.next().await {
+            match event? {
+                Event::Text(t) => ws.send(Message::Text(t)).await?,
+                Event::Binary(b) => ws.send(Message::Binary(b)).await?,
+                other => others.push(other),
+            }
+        }
+        Ok(others)
+    })
+}
+
+/// The next event that is not a ping or pong.
+async fn next_message<S: futures_util::Stream<Item = Result<Event>> + Unpin>(ws: &mut S) -> Event {
+    loop {
+        match ws.next().await.expect("stream ended").expect("error") {
+            Event::Ping(_) | Event::Pong(_) => {}
+            e => return e,
+        }
+    }
+}
+
+/// Reads to the end, returning the `Closed` event's info.
+async fn read_to_end<S: futures_util::Stream<Item = Result<Event>> + Unpin>(ws: &mut S) -> wsmachine::CloseInfo {
+    let mut closed = None;
+    while let Some(event) = ws.next().await {
+        if let Event::Closed(info) = event.expect("no error") {
+            closed = Some(info);
+        }
+    }
+    closed.expect("Event::Closed before the end")
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+#[tokio::test]
+async fn echoes_text_binary_and_a_mebibyte() {
+    let (listener, url) = listener().await;
+    let server = echo_server(listener);
+    let (mut client, response) = ws::connect(&url).await.unwrap();
+    assert_eq!(response.status, 101);
+
+    client.send(Message::Text("hello".into())).await.unwrap();
+    assert_eq!(next_message(&mut client).await, Event::Text("hello".into()));
+    client.send(Message::Binary(vec![1, 2, 3].into())).await.unwrap();
+    assert_eq!(next_message(&mut client).await, Event::Binary(vec![1, 2, 3].into()));
+
+    let big = pattern(1 << 20);
+    client.send(Message::Binary(big.clone().into())).await.unwrap();
+    assert_eq!(next_message(&mut client).await, Event::Binary(big.into()));
+    let text = "é∑🎉".repeat((1 << 20) / 9);
+    client.send(Message::Text(text.as_str().into())).await.unwrap();
+    let Event::Text(got) = next_message(&mut client).await else {
+        panic!("not text")
+    };
+    assert_eq!(got.as_str(), text);
+
+    // The client closes: the server answers and closes TCP; the client's
+    // stream ends after the server's end of stream (RFC 6455 §7.1.1).
+    client.close(CloseCode::NORMAL, "done").await.unwrap();
+    let info = read_to_end(&mut client).await;
+    assert!(info.was_clean);
+    assert_eq!(info.code, CloseCode::NORMAL);
+    assert!(client.is_terminated());
+
+    let others = server.await.unwrap().unwrap();
+    assert!(matches!(&others[..], [Event::Close(f), Event::Closed(i)] if f.reason == "done" && i.was_clean));
+}
+
+#[tokio::test]
+async fn ping_pong_both_ways() {
+    let (listener, url) = listener().await;
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = ws::accept(tcp).await?;
+        // The server pings; the client's machine answers by itself.
+        ws.ping(b"from server").await?;
+        let mut seen = Vec::new();
+        while let Some(event) = ws.next().await {
+            seen.push(event?);
+        }
+        Ok::<_, Error>(seen)
+    });
+    let (mut client, _) = ws::connect(&url).await.unwrap();
+    assert_eq!(client.next().await.unwrap().unwrap(), Event::Ping("from server".into()));
+    client.ping(b"from client").await.unwrap();
+    assert_eq!(client.next().await.unwrap().unwrap(), Event::Pong("from client".into()));
+    // `SinkExt::close`: 1000, no reason.
+    SinkExt::close(&mut client).await.unwrap();
+    assert_eq!(read_to_end(&mut client).await.code, CloseCode::NORMAL);
+
+    let seen = server.await.unwrap().unwrap();
+    assert_eq!(seen[0], Event::Pong("from server".into()));
+    assert_eq!(seen[1], Event::Ping("from client".into()));
+    assert!(matches!(seen.last(), Some(Event::Closed(i)) if i.was_clean));
+}
+
+#[tokio::test]
+async fn server_closes_first() {
+    let (listener, url) = listener().await;
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = ws::accept(tcp).await?;
+        let first = next_message(&mut ws).await;
+        assert_eq!(first, Event::Text("bye?".into()));
+        ws.close(CloseCode(4000), "bye").await?;
+        Ok::<_, Error>(read_to_end(&mut ws).await)
+    });
+    let (mut client, _) = ws::connect(&url).await.unwrap();
+    client.send(Message::Text("bye?".into())).await.unwrap();
+    let Event::Close(frame) = next_message(&mut client).await else {
+        panic!("expected the server's close frame")
+    };
+    assert_eq!((frame.code, frame.reason.as_str()), (Some(CloseCode(4000)), "bye"));
+    let info = read_to_end(&mut client).await;
+    assert!(info.was_clean);
+    assert_eq!(info.code, CloseCode(4000));
+    // Sending after the end is refused: the connection is over.
+    assert!(matches!(
+        client.send(Message::Text("late".into())).await,
+        Err(Error::Closed)
+    ));
+    assert!(matches!(
+        client.connection_mut().send_text("late"),
+        Err(wsmachine::Error::NotOpen(wsmachine::ReadyState::Closed))
+    ));
+
+    let server_info = server.await.unwrap().unwrap();
+    assert!(server_info.was_clean);
+    assert_eq!(server_info.code, CloseCode(4000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_halves_from_two_tasks() {
+    const N: usize = 500;
+    let (listener, url) = listener().await;
+    let server = echo_server(listener);
+    let (client, _) = ws::connect(&url).await.unwrap();
+    let (mut write, mut read) = client.split();
+
+    let writer = tokio::spawn(async move {
+        for i in 0..N {
+            let msg = if i % 2 == 0 {
+                Message::Text(format!("message {i}").into())
+            } else {
+                Message::Binary(pattern(i * 100).into())
+            };
+            write.feed(msg).await?;
+            if i % 50 == 0 {
+                write.ping(b"p").await?;
+            }
+        }
+        write.flush().await?;
+        Ok::<_, Error>(write)
+    });
+    let reader = tokio::spawn(async move {
+        let mut got = 0;
+        while got < N {
+            match next_message(&mut read).await {
+                Event::Text(t) => assert_eq!(t.as_str(), format!("message {got}")),
+                Event::Binary(b) => assert_eq!(&b[..], &pattern(got * 100)[..]),
+                other => panic!("unexpected {other:?}"),
+            }
+            got += 1;
+        }
+        read
+    });
+    let mut write = writer.await.unwrap().unwrap();
+    let mut read = reader.await.unwrap();
+
+    // Close from the write half; the read half sees the handshake end.
+    write.close(CloseCode::NORMAL, "").await.unwrap();
+    let closing = tokio::spawn(async move { (read_to_end(&mut read).await, read) });
+    let (info, read) = closing.await.unwrap();
+    assert!(info.was_clean);
+    let ws = read.reunite(write).expect("same stream");
+    assert_eq!(ws.connection().state(), wsmachine::ReadyState::Closed);
+    server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn sink_waits_while_the_peer_does_not_read() {
+    const MSG: usize = 256 << 10;
+    const COUNT: usize = 128; // 32 MiB: more than loopback socket buffers hold
+    let (listener, url) = listener().await;
+    let (start_tx, start_rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = ws::accept(tcp).await?;
+        // Don't read until told to.
+        start_rx.await.unwrap();
+        let (mut count, mut bytes) = (0, 0);
+        while count < COUNT {
+            if let Event::Binary(b) = next_message(&mut ws).await {
+                count += 1;
+                bytes += b.len();
+            }
+        }
+        ws.close(CloseCode::NORMAL, "").await?;
+        read_to_end(&mut ws).await;
+        Ok::<_, Error>(bytes)
+    });
+    let (mut client, _) = ws::connect(&url).await.unwrap();
+    client.set_high_water_mark(64 << 10);
+    let payload = bytes::Bytes::from(pattern(MSG));
+
+    // Feed (no flush) until `poll_ready` holds the sink back.
+    let mut fed = 0;
+    while fed < COUNT {
+        match tokio::time::timeout(
+            Duration::from_millis(300),
+            client.feed(Message::Binary(payload.clone())),
+        )
+        .await
+        {
+            Ok(r) => r.unwrap(),
+            Err(_) => break, // pending: the transport is full and the output over the mark
+        }
+        fed += 1;
+        // Never more than one message over the mark waits in memory.
+        assert!(client.connection().buffered_amount() <= (64 << 10) + MSG + 14);
+    }
+    assert!(fed < COUNT, "the sink never waited; all {fed} messages were taken");
+    assert!(client.connection().buffered_amount() > 64 << 10);
+
+    // Once the peer reads, everything goes through.
+    start_tx.send(()).unwrap();
+    // The timed-out feed dropped its message after poll_ready; send it again.
+    while fed < COUNT {
+        client.feed(Message::Binary(payload.clone())).await.unwrap();
+        fed += 1;
+    }
+    client.flush().await.unwrap();
+    assert_eq!(client.connection().buffered_amount(), 0);
+    let info = read_to_end(&mut client).await;
+    assert!(info.was_clean);
+    assert_eq!(server.await.unwrap().unwrap(), COUNT * MSG);
+}
+
+#[tokio::test(start_paused = true)]
+async fn close_timeout_fires_when_the_peer_never_answers() {
+    let (listener, url) = listener().await;
+    let (done_tx, done_rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let ws = ws::accept(tcp).await?;
+        // Hold the connection open and never read from it.
+        done_rx.await.unwrap();
+        drop(ws);
+        Ok::<_, Error>(())
+    });
+    let (mut client, _) = ws::connect(&url).await.unwrap();
+    let timeout = client.connection().config().close_timeout;
+    assert_eq!(timeout, Duration::from_secs(5));
+    let started = tokio::time::Instant::now();
+    client.close(CloseCode::NORMAL, "").await.unwrap();
+
+    assert!(matches!(
+        client.next().await,
+        Some(Err(Error::Ws(wsmachine::Error::CloseTimeout)))
+    ));
+    assert!(started.elapsed() >= timeout, "fired after {:?}", started.elapsed());
+    match client.next().await {
+        Some(Ok(Event::Closed(info))) => {
+            assert!(!info.was_clean);
+            assert_eq!(info.code, CloseCode::ABNORMAL);
+        }
+        other => panic!("expected Closed, got {other:?}"),
+    }
+    assert!(client.next().await.is_none());
+    done_tx.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
+
+// RFC 6455 §7.1.1: after the closing handshake the client waits for the
+// server to close TCP, but only up to the close timeout.
+#[tokio::test(start_paused = true)]
+async fn the_client_stops_waiting_for_the_servers_end_of_stream() {
+    let (listener, url) = listener().await;
+    let (done_tx, done_rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = ws::accept(tcp).await?;
+        assert!(matches!(next_message(&mut ws).await, Event::Close(_)));
+        // Write the close reply, then hold TCP open without polling on.
+        ws.flush().await?;
+        done_rx.await.unwrap();
+        Ok::<_, Error>(())
+    });
+    let (mut client, _) = ws::connect(&url).await.unwrap();
+    client.close(CloseCode::NORMAL, "").await.unwrap();
+    assert!(matches!(next_message(&mut client).await, Event::Close(_)));
+    let started = tokio::time::Instant::now();
+    match client.next().await {
+        Some(Ok(Event::Closed(info))) => assert!(info.was_clean),
+        other => panic!("expected Closed, got {other:?}"),
+    }
+    assert!(client.next().await.is_none());
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(5), "gave up after {waited:?}");
+    done_tx.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_rejected_handshake_is_an_error_on_both_sides() {
+    let (listener, url) = listener().await;
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        ws::accept_with(tcp, Config::default(), |_, _| Err(HttpResponse::new(403).body("no"))).await
+    });
+    match ws::connect(&url).await {
+        Err(Error::Ws(wsmachine::Error::Handshake { response, .. })) => {
+            assert_eq!(response.expect("the server's response").status, 403)
+        }
+        other => panic!("expected a handshake error, got {other:?}"),
+    }
+    assert!(matches!(server.await.unwrap(), Err(Error::NotUpgraded)));
+}
+
+#[tokio::test]
+async fn a_bad_request_gets_its_answer_before_the_error() {
+    let (listener, url) = listener().await;
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        ws::accept(tcp).await
+    });
+    let mut tcp = TcpStream::connect(url.trim_start_matches("ws://").trim_end_matches('/'))
+        .await
+        .unwrap();
+    tcp.write_all(
+        b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    tcp.read_to_end(&mut answer).await.unwrap();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 400 "),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert!(matches!(
+        server.await.unwrap(),
+        Err(Error::Ws(wsmachine::Error::Handshake {
+            error: wsmachine::HandshakeError::InvalidKey,
+            ..
+        }))
+    ));
+}
+
+#[tokio::test]
+async fn connect_with_any_stream_and_a_subprotocol() {
+    let (listener, url) = listener().await;
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = ws::accept_with(tcp, Config::default(), |req, _| {
+            Ok(wsmachine::Accept::new().protocol(&req.protocols[0]))
+        })
+        .await?;
+        read_to_end(&mut ws).await;
+        Ok::<_, Error>(())
+    });
+    let addr = url.trim_start_matches("ws://").trim_end_matches('/');
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let request = ClientRequest::from_url(&url).unwrap().protocol("chat.v2");
+    let (mut client, response) = ws::connect_with(tcp, request, Config::default()).await.unwrap();
+    assert_eq!(response.protocol.as_deref(), Some("chat.v2"));
+    client.close(CloseCode::NORMAL, "").await.unwrap();
+    assert!(read_to_end(&mut client).await.was_clean);
+    server.await.unwrap().unwrap();
+}
