@@ -6,6 +6,17 @@
 //! from the stream comes back as `Err(Error::Io(e))` with
 //! `e.kind() == WouldBlock`, so a game loop can poll once per frame.
 //!
+//! [`accept_with`] and [`connect`] run the handshake to its end and need a
+//! blocking stream. A server on non-blocking sockets wraps
+//! `Connection::server(config)` with [`WebSocket::from_connection`] and
+//! answers [`Event::Request`] / [`Event::HttpRequest`] from [`WebSocket::read`]
+//! through `connection_mut().accept(..)` / `.reject(..)` (as
+//! `examples/chat.rs` does). The `send_*` methods write at once; to batch
+//! (a broadcast), queue with `connection_mut().send_*` and call
+//! [`WebSocket::flush`] once. Keep calling `read` until it returns
+//! `Err(Error::Closed)`, so the last bytes (a close reply, a served page) are
+//! written before the stream is dropped.
+//!
 //! ```no_run
 //! use wsmachine::blocking;
 //! use wsmachine::{Event, Message};
