@@ -60,3 +60,50 @@ for target in ["connection_server", "connection_client", "roundtrip"]:
         write(target, "random-%d" % i, bytes(rng.randrange(256) for _ in range(n)))
 for name in ["text", "fragments", "ping", "close", "masked-text"]:
     write("connection_server", "frames-" + name, b"\x00\x01" + FRAMES[name])
+
+# differential: byte 0 is flags (bit 0: wsmachine streams fragments), then
+# what a server reads from a client after the handshake (masked frames).
+Z = b"\x00\x00\x00\x00"  # a zero key leaves payloads readable for the fuzzer
+def c(op, payload, fin=True, rsv=0, mask=K):
+    return frame(op, payload, fin=fin, mask=mask, rsv=rsv)
+def close(code, reason=b""):
+    return struct.pack(">H", code) + reason
+DIFF = {
+    "text": c(1, "héllo €".encode()),
+    "text-zero-key": c(1, "héllo €".encode(), mask=Z),
+    "binary-126": c(2, bytes(range(126))),
+    "binary-70000-too-big": c(2, bytes(70000))[:20],
+    "fragments": c(1, b"frag", fin=False) + c(9, b"ping") + c(0, b"ment", mask=Z),
+    "fragments-split-char": c(1, b"\xe2", fin=False, mask=Z) + c(0, b"\x82", fin=False, mask=Z) + c(0, b"\xac", mask=Z),
+    "binary-fragments": c(2, b"\x00\xff", fin=False) + c(10, b"") + c(0, b"", fin=False) + c(0, b"\x01"),
+    "ping-pong": c(9, b"are you there") + c(10, b"yes", mask=Z),
+    "close": c(8, close(1000, b"bye")),
+    "close-empty": c(8, b"") + c(1, b"after close"),
+    "close-1014": c(8, close(1014, b"gateway"), mask=Z),
+    "close-4999": c(8, close(4999), mask=Z),
+    "close-invalid-code": c(8, close(1005), mask=Z),
+    "close-one-byte": c(8, b"\x03", mask=Z),
+    "close-bad-reason": c(8, close(1000, b"\xff"), mask=Z),
+    "invalid-utf8": c(1, b"ok\xc0\xafno", mask=Z),
+    "invalid-utf8-incomplete-frame": (c(1, b"ok\xed\xa0\x80 and more", mask=Z))[:10],
+    "truncated-utf8-at-fin": c(1, b"x\xe2\x82", mask=Z),
+    "unmasked": c(1, b"plain", mask=None),
+    "rsv1": c(1, b"x", rsv=4),
+    "reserved-opcode-3": c(3, b"x"),
+    "reserved-opcode-b": c(11, b""),
+    "ping-126": c(9, bytes(126), mask=Z),
+    "ping-fragmented": c(9, b"x", fin=False, mask=Z),
+    "unexpected-continuation": c(0, b"x", mask=Z),
+    "expected-continuation": c(1, b"a", fin=False, mask=Z) + c(2, b"b", mask=Z),
+    "length-top-bit": bytes([0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 1]) + Z,
+    "length-non-minimal": bytes([0x82, 0xFE, 0, 3]) + Z + b"abc",
+    "truncated": c(2, bytes(300), mask=Z)[:150],
+    "many": b"".join(c(1 + i % 2, bytes([65 + i]) * i, mask=Z) for i in range(20)) + c(8, close(1001)) + b"junk",
+}
+for name, f in DIFF.items():
+    write("differential", name, b"\x00" + f)
+for name in ["fragments", "fragments-split-char", "binary-fragments", "invalid-utf8-incomplete-frame", "many"]:
+    write("differential", "streaming-" + name, b"\x01" + DIFF[name])
+# Structured inputs (flags bit 1): bytes that `arbitrary` turns into frame lists.
+for i, n in enumerate([64, 256, 1024, 4096]):
+    write("differential", "structured-random-%d" % i, bytes([2 | (i & 1)]) + bytes(rng.randrange(256) for _ in range(n)))

@@ -60,3 +60,8 @@ fn connection_client_corpus() {
 fn roundtrip_corpus() {
     assert!(replay("roundtrip", fuzz_harness::roundtrip) > 0);
 }
+
+#[test]
+fn differential_corpus() {
+    assert!(replay("differential", fuzz_harness::differential::differential) > 0);
+}

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod alloc_count;
+pub mod differential;
 pub mod wire;
 
 use arbitrary::{Arbitrary, Unstructured};

@@ -1,0 +1,10 @@
+#![no_main]
+//! See `tests/fuzz_harness/differential.rs`: wsmachine against tungstenite on the same bytes.
+
+#[path = "../../tests/fuzz_harness/mod.rs"]
+mod fuzz_harness;
+
+#[global_allocator]
+static ALLOC: fuzz_harness::alloc_count::CountingAlloc = fuzz_harness::alloc_count::CountingAlloc;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz_harness::differential::differential(data));
