@@ -92,7 +92,29 @@ pub fn extend_masked(dst: &mut BytesMut, src: &[u8], key: [u8; 4], offset: usize
     let wide = widen(rotate(key, offset));
     dst.reserve(src.len());
     let spare = &mut dst.spare_capacity_mut()[..src.len()];
-    let mut d = spare.chunks_exact_mut(BLOCK);
+    #[cfg(all(feature = "std", any(target_arch = "x86", target_arch = "x86_64"), not(miri)))]
+    if src.len() >= BLOCK && std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above), the only
+        // requirement of calling a function compiled with it enabled.
+        unsafe { mask_into_avx2(spare, src, &wide) };
+    } else {
+        mask_into(spare, src, &wide);
+    }
+    #[cfg(not(all(feature = "std", any(target_arch = "x86", target_arch = "x86_64"), not(miri))))]
+    mask_into(spare, src, &wide);
+    let len = dst.len() + src.len();
+    // SAFETY: `reserve` made room for `src.len()` bytes and `mask_into`
+    // initialized every byte of `spare`, which is exactly the first
+    // `src.len()` bytes of the spare capacity, so the new length covers only
+    // initialized bytes.
+    unsafe { dst.set_len(len) };
+}
+
+/// Writes `src` XORed with the key repeated in `wide` into `dst` (same
+/// length), initializing all of it.
+#[inline(always)]
+fn mask_into(dst: &mut [MaybeUninit<u8>], src: &[u8], wide: &[u8; BLOCK]) {
+    let mut d = dst.chunks_exact_mut(BLOCK);
     let mut s = src.chunks_exact(BLOCK);
     for (db, sb) in (&mut d).zip(&mut s) {
         for ((o, i), k) in db.iter_mut().zip(sb.iter()).zip(wide.iter()) {
@@ -102,12 +124,13 @@ pub fn extend_masked(dst: &mut BytesMut, src: &[u8], key: [u8; 4], offset: usize
     for ((o, i), k) in d.into_remainder().iter_mut().zip(s.remainder()).zip(wide.iter()) {
         *o = MaybeUninit::new(*i ^ *k);
     }
-    let len = dst.len() + src.len();
-    // SAFETY: `reserve` made room for `src.len()` bytes and the loops above
-    // initialized exactly the first `src.len()` bytes of the spare capacity
-    // (`spare` has that length; the block loop and the remainder loop cover
-    // it), so the new length covers only initialized bytes.
-    unsafe { dst.set_len(len) };
+}
+
+/// [`mask_into`] compiled for AVX2.
+#[cfg(all(feature = "std", any(target_arch = "x86", target_arch = "x86_64"), not(miri)))]
+#[target_feature(enable = "avx2")]
+fn mask_into_avx2(dst: &mut [MaybeUninit<u8>], src: &[u8], wide: &[u8; BLOCK]) {
+    mask_into(dst, src, wide)
 }
 
 /// XORs `buf` with the key repeated in `wide`, block by block. Each block is

@@ -65,18 +65,24 @@ impl Utf8Validator {
                 Err(_) => return Err(InvalidUtf8),
             }
         }
-        // SIMD validation (simdutf8's std-compatible API) for the bulk.
-        match simdutf8::compat::from_utf8(data) {
-            Ok(_) => Ok(()),
-            Err(e) => match e.error_len() {
-                Some(_) => Err(InvalidUtf8),
-                None => {
-                    let tail = &data[e.valid_up_to()..];
-                    self.partial[..tail.len()].copy_from_slice(tail);
-                    self.len = tail.len() as u8;
-                    Ok(())
-                }
-            },
+        // The bulk up to a possibly cut character gets simdutf8's fastest
+        // (pass/fail) SIMD check; the cut character, at most 3 bytes, must be
+        // a valid beginning of one (fail fast) and is kept for the next call.
+        let (body, tail) = data.split_at(incomplete_tail_start(data));
+        if simdutf8::basic::from_utf8(body).is_err() {
+            return Err(InvalidUtf8);
+        }
+        if tail.is_empty() {
+            return Ok(());
+        }
+        match core::str::from_utf8(tail) {
+            Err(e) if e.valid_up_to() == 0 && e.error_len().is_none() => {
+                self.partial[..tail.len()].copy_from_slice(tail);
+                self.len = tail.len() as u8;
+                Ok(())
+            }
+            // `tail` is shorter than its lead byte says, so it cannot be complete.
+            _ => Err(InvalidUtf8),
         }
     }
 
@@ -91,6 +97,27 @@ impl Utf8Validator {
         *self = Self::new();
         if complete { Ok(()) } else { Err(InvalidUtf8) }
     }
+}
+
+/// Where a character cut by the end of `data` starts (`data.len()` when the
+/// last character is complete, or when the end is invalid anyway, which the
+/// full check then reports).
+fn incomplete_tail_start(data: &[u8]) -> usize {
+    let n = data.len();
+    for back in 1..=n.min(3) {
+        let b = data[n - back];
+        if b & 0xC0 != 0x80 {
+            // Not a continuation byte: ASCII or the lead of the last character.
+            let width = match b {
+                0xC0..=0xDF => 2,
+                0xE0..=0xEF => 3,
+                0xF0..=0xFF => 4,
+                _ => 1,
+            };
+            return if width > back { n - back } else { n };
+        }
+    }
+    n
 }
 
 /// The width of a character from its (valid) first byte.
@@ -243,6 +270,65 @@ mod tests {
         let mut v = Utf8Validator::new();
         v.feed(&[0xed]).unwrap();
         assert_eq!(v.feed(&[0xa0]), Err(InvalidUtf8)); // surrogate
+    }
+
+    /// std's verdict on a prefix: valid so far (possibly cut inside a character).
+    fn valid_so_far(bytes: &[u8]) -> bool {
+        match core::str::from_utf8(bytes) {
+            Ok(_) => true,
+            Err(e) => e.error_len().is_none(),
+        }
+    }
+
+    // Fail fast, exactly: after any split of any input, each `feed` succeeds
+    // if and only if everything fed so far is a valid beginning of UTF-8.
+    #[test]
+    fn agrees_with_std_on_every_prefix() {
+        let alphabet: [&[u8]; 12] = [
+            b"a",
+            "é".as_bytes(),
+            "€".as_bytes(),
+            "𝄞".as_bytes(),
+            &[0x80],
+            &[0xC3],
+            &[0xE2, 0x82],
+            &[0xF0, 0x9F],
+            &[0xED, 0xA0],
+            &[0xF4, 0x90],
+            &[0xFF],
+            &[0xC0, 0xAF],
+        ];
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..3000 {
+            let mut text = Vec::new();
+            for _ in 0..(next() % 40) {
+                let piece = alphabet[(next() % 12) as usize];
+                // Invalid pieces are kept less often, so long valid runs are common too.
+                if core::str::from_utf8(piece).is_ok() || next() % 3 == 0 {
+                    text.extend_from_slice(piece);
+                }
+            }
+            text.extend(core::iter::repeat_n(b'x', (next() % 70) as usize));
+            let cut1 = (next() as usize) % (text.len() + 1);
+            let cut2 = cut1 + (next() as usize) % (text.len() - cut1 + 1);
+            let mut v = Utf8Validator::new();
+            let mut ok = true;
+            for (start, end) in [(0, cut1), (cut1, cut2), (cut2, text.len())] {
+                if ok {
+                    ok = v.feed(&text[start..end]).is_ok();
+                    assert_eq!(ok, valid_so_far(&text[..end]), "{text:?} fed up to {end}");
+                }
+            }
+            if ok {
+                assert_eq!(v.finish().is_ok(), core::str::from_utf8(&text).is_ok(), "{text:?}");
+            }
+        }
     }
 
     #[test]
