@@ -2,12 +2,17 @@
 //! `wstest -m fuzzingserver` instance offers, echoing each message, then
 //! asks it to write the reports.
 //!
+//! It offers permessage-deflate (RFC 7692) twice, in order of preference:
+//! with context takeover, then with `client_no_context_takeover`, both
+//! allowing the server to limit our window (`client_max_window_bits`), so
+//! every accept policy of cases 12.* and 13.* finds an offer it takes.
+//!
 //! ```text
 //! cargo run --release --example autobahn_client [ws://127.0.0.1:9002] [AGENT]
 //! ```
 
 use wsmachine::blocking::{self, Error};
-use wsmachine::{Event, Message};
+use wsmachine::{ClientRequest, Config, Event, Message};
 
 /// Connects to `base` + `path` and hands every event to `on_event` until
 /// the connection is over.
@@ -16,7 +21,20 @@ fn run(
     path: &str,
     mut on_event: impl FnMut(&mut blocking::WebSocket<std::net::TcpStream>, Event),
 ) -> Result<(), Error> {
-    let (mut ws, _) = blocking::connect(&format!("{base}{path}"))?;
+    let url = format!("{base}{path}");
+    let request = ClientRequest::from_url(&url)
+        .map_err(|_| Error::Ws(wsmachine::Error::InvalidArgument("not a valid ws:// URL")))?;
+    #[cfg(feature = "deflate")]
+    let request = {
+        use wsmachine::deflate::DeflateConfig;
+        request.deflate(DeflateConfig::default()).deflate(DeflateConfig {
+            client_no_context_takeover: true,
+            ..DeflateConfig::default()
+        })
+    };
+    let stream = std::net::TcpStream::connect((request.host().trim_matches(['[', ']']), request.port()))?;
+    let _ = stream.set_nodelay(true);
+    let (mut ws, _) = blocking::connect_with(stream, request, Config::default())?;
     loop {
         match ws.read() {
             Ok(event) => on_event(&mut ws, event),

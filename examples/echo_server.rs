@@ -6,6 +6,9 @@
 //!
 //! Open http://127.0.0.1:9999 in a browser: the page connects back over
 //! WebSocket, sends `hello`, and shows every message and the close.
+//!
+//! permessage-deflate (RFC 7692) is accepted when the client offers it
+//! (every browser does); replies of 128 bytes or more go out compressed.
 
 use std::net::{TcpListener, TcpStream};
 use wsmachine::blocking;
@@ -37,10 +40,16 @@ document.getElementById('f').onsubmit = (e) => {
 
 fn serve(stream: TcpStream) -> Result<(), blocking::Error> {
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    // A frame's header and a large payload are written separately: without
+    // this, Nagle's algorithm holds the payload back for the peer's delayed ACK.
+    let _ = stream.set_nodelay(true);
     // Upgrade requests are accepted; a plain `GET /` gets the page.
     let mut ws = match blocking::accept_with(stream, Config::default(), |req, upgrade| {
         if upgrade {
-            Ok(Accept::new())
+            let accept = Accept::new();
+            #[cfg(feature = "deflate")]
+            let accept = accept.deflate(wsmachine::deflate::DeflateConfig::default());
+            Ok(accept)
         } else if req.path == "/" || req.path.starts_with("/?") {
             Err(HttpResponse::new(200)
                 .header("Content-Type", "text/html; charset=utf-8")

@@ -151,14 +151,21 @@ impl<S: Read + Write> WebSocket<S> {
     /// Writes queued output until done or the stream would block.
     pub fn flush(&mut self) -> Result<(), Error> {
         while !self.transport_done {
-            let chunk = self.conn.pending_output();
-            if chunk.is_empty() {
+            if self.conn.pending_output().is_empty() {
                 return match self.stream.flush() {
                     Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                     r => r.map_err(Error::Io),
                 };
             }
-            match self.stream.write(chunk) {
+            // Header and payload chunks in one vectored write: no small
+            // header segment left waiting on Nagle and a delayed ACK.
+            let mut slices = [io::IoSlice::new(&[]); 16];
+            let mut count = 0;
+            for (slot, chunk) in slices.iter_mut().zip(self.conn.output_chunks()) {
+                *slot = io::IoSlice::new(chunk);
+                count += 1;
+            }
+            match self.stream.write_vectored(&slices[..count]) {
                 Ok(0) => return Err(self.transport_failed(io::Error::from(ErrorKind::WriteZero))),
                 Ok(n) => self.conn.consume_output(n),
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}

@@ -18,7 +18,10 @@ pub struct Config {
     pub max_frame_size: usize,
     /// Largest message accepted, in bytes, summed over its fragments
     /// (default 64 MiB). Exceeding it fails the connection with 1009. There is
-    /// no separate limit on the number of fragments.
+    /// no separate limit on the number of fragments. For a compressed message
+    /// (permessage-deflate) it is the inflated size, enforced while
+    /// inflating: output goes into bounded steps and never past the limit,
+    /// so a decompression bomb ends with 1009 before its memory is reserved.
     pub max_message_size: usize,
     /// Largest HTTP handshake head (request or status line plus headers) in
     /// bytes (default 8 KiB). A server answers a larger request with 431.

@@ -44,7 +44,14 @@ pub enum ProtocolError {
         /// The configured limit.
         limit: usize,
     },
-    /// A message longer than [`Config::max_message_size`](crate::Config::max_message_size).
+    /// RSV1 on a frame that may not carry it with permessage-deflate: a
+    /// control frame or a continuation frame (RFC 7692 §6, §6.1).
+    CompressedBitMisplaced,
+    /// A compressed message that does not inflate (RFC 7692 §7.2.2); 1007,
+    /// as Node's `ws` answers it.
+    InvalidCompressedData,
+    /// A message longer than [`Config::max_message_size`](crate::Config::max_message_size)
+    /// (for a compressed message: inflated, checked while inflating).
     MessageTooLarge {
         /// The length the message would reach.
         len: u64,
@@ -57,7 +64,9 @@ impl ProtocolError {
     /// The close code this violation fails the connection with (RFC 6455 §7.4.1).
     pub fn close_code(&self) -> CloseCode {
         match self {
-            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCloseReason => CloseCode::INVALID_PAYLOAD,
+            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCloseReason | ProtocolError::InvalidCompressedData => {
+                CloseCode::INVALID_PAYLOAD
+            }
             ProtocolError::FrameTooLarge { .. } | ProtocolError::MessageTooLarge { .. } => CloseCode::MESSAGE_TOO_BIG,
             ProtocolError::ReservedBits
             | ProtocolError::ReservedOpcode(_)
@@ -69,6 +78,7 @@ impl ProtocolError {
             | ProtocolError::UnexpectedContinuation
             | ProtocolError::ExpectedContinuation
             | ProtocolError::CloseFrameOneByte
+            | ProtocolError::CompressedBitMisplaced
             | ProtocolError::InvalidCloseCode(_) => CloseCode::PROTOCOL_ERROR,
         }
     }
@@ -90,6 +100,12 @@ impl fmt::Display for ProtocolError {
             ProtocolError::CloseFrameOneByte => f.write_str("close frame with a 1-byte payload"),
             ProtocolError::InvalidCloseCode(c) => write!(f, "invalid close code {c}"),
             ProtocolError::InvalidCloseReason => f.write_str("close reason is not valid UTF-8"),
+            ProtocolError::CompressedBitMisplaced => {
+                f.write_str("RSV1 on a control or continuation frame (RFC 7692 §6.1)")
+            }
+            ProtocolError::InvalidCompressedData => {
+                f.write_str("compressed message does not inflate (RFC 7692 §7.2.2)")
+            }
             ProtocolError::FrameTooLarge { len, limit } => {
                 write!(f, "frame of {len} bytes exceeds the {limit}-byte frame limit")
             }
@@ -196,5 +212,14 @@ mod tests {
             CloseCode::MESSAGE_TOO_BIG
         );
         assert_eq!(ProtocolError::CloseFrameOneByte.close_code(), CloseCode::PROTOCOL_ERROR);
+        // RFC 7692 §6.1: RSV1 where permessage-deflate does not allow it is a framing error.
+        assert_eq!(
+            ProtocolError::CompressedBitMisplaced.close_code(),
+            CloseCode::PROTOCOL_ERROR
+        );
+        assert_eq!(
+            ProtocolError::InvalidCompressedData.close_code(),
+            CloseCode::INVALID_PAYLOAD
+        );
     }
 }

@@ -26,6 +26,22 @@ pub enum Message {
     Binary(Bytes),
 }
 
+/// Whether to compress one outgoing message when permessage-deflate (RFC
+/// 7692) was negotiated; without it every message goes out uncompressed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Compression {
+    /// Compress when the message is at least the configured threshold
+    /// (`DeflateConfig::threshold`, default 128 bytes). A fragmented message
+    /// is compressed whenever the extension is in use (its size is unknown
+    /// at the first fragment).
+    #[default]
+    Auto,
+    /// Compress, whatever the size.
+    On,
+    /// Send uncompressed (for example data that is already compressed).
+    Off,
+}
+
 /// A piece of a data message in streaming mode
 /// ([`Config::streaming`](crate::Config::streaming)).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,6 +87,11 @@ pub enum Event {
     Open {
         /// The subprotocol agreed on, if any.
         protocol: Option<String>,
+        /// The extensions in use, as a `Sec-WebSocket-Extensions` value
+        /// (like the browser's `WebSocket.extensions`): empty when none, for
+        /// example `permessage-deflate; server_max_window_bits=10`. The typed
+        /// parameters are in `Connection::deflate` (feature `deflate`).
+        extensions: String,
         /// Client: the server's 101 response.
         response: Option<Box<Response>>,
     },

@@ -53,6 +53,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `std` | yes | OS randomness for client keys ([`Connection::client`], [`Connection::open`]), `std::error::Error` impls, the [`blocking`] driver over `Read + Write` streams |
+//! | `deflate` | yes | permessage-deflate (RFC 7692), module [`deflate`]: offered with [`ClientRequest::deflate`], accepted with [`Accept::deflate`]; a pure-Rust backend (zlib-rs through flate2); implies `std` |
 //! | `tokio` | no | the async driver module `wsmachine::tokio`: a `Stream`/`Sink` over tokio's `AsyncRead + AsyncWrite` streams, the close timeout on tokio's timer (implies `std`) |
 //!
 //! Without `std` the crate is `no_std` + `alloc`; clients pass their own
@@ -71,6 +72,8 @@ pub mod blocking;
 pub mod close;
 mod config;
 mod connection;
+#[cfg(feature = "deflate")]
+pub mod deflate;
 pub mod error;
 mod event;
 pub mod frame;
@@ -87,7 +90,7 @@ pub use close::{CloseCode, CloseFrame};
 pub use config::Config;
 pub use connection::{Connection, ReadyState, Role};
 pub use error::{Error, ProtocolError};
-pub use event::{CloseInfo, DataKind, Event, Fragment, Message};
+pub use event::{CloseInfo, Compression, DataKind, Event, Fragment, Message};
 pub use handshake::{Accept, ClientRequest, HandshakeError, HttpResponse, Request, Response};
 pub use time::Instant;
 pub use utf8::Utf8Bytes;

@@ -92,6 +92,7 @@ fn handshake_without_subprotocol() {
         events(&mut p.server),
         [Event::Open {
             protocol: None,
+            extensions: String::new(),
             response: None
         }]
     );
@@ -99,6 +100,7 @@ fn handshake_without_subprotocol() {
         Event::Open {
             protocol: None,
             response: Some(r),
+            ..
         },
     ] = p.client_events.as_slice()
     else {
@@ -155,6 +157,7 @@ fn server_picks_an_offered_subprotocol() {
         events(&mut p.server),
         [Event::Open {
             protocol: Some("superchat".into()),
+            extensions: String::new(),
             response: None
         }]
     );
@@ -162,6 +165,7 @@ fn server_picks_an_offered_subprotocol() {
         Event::Open {
             protocol: Some(proto),
             response: Some(r),
+            ..
         },
     ] = p.client_events.as_slice()
     else {
@@ -553,6 +557,7 @@ fn frames_pipelined_after_the_request_are_kept() {
         [
             Event::Open {
                 protocol: None,
+                extensions: String::new(),
                 response: None
             },
             text("hello"),

@@ -522,7 +522,7 @@ pub fn run_echo(seed: [u8; 32], probe: Option<&dyn HeapProbe>) -> Result<Report,
                 progress += 1;
                 report.client_events.count(&event);
                 match (step, event) {
-                    (Step::AwaitOpen, Event::Open { protocol, response }) => {
+                    (Step::AwaitOpen, Event::Open { protocol, response, .. }) => {
                         drop((protocol, response));
                         report.handshake_request = c2s.total_written();
                         report.handshake_response = s2c.total_written();

@@ -17,7 +17,7 @@ mod reader;
 use crate::close::{CloseCode, CloseFrame, MAX_CLOSE_REASON, parse_close};
 use crate::config::Config;
 use crate::error::{Error, ProtocolError};
-use crate::event::{CloseInfo, DataKind, Event, Message};
+use crate::event::{CloseInfo, Compression, DataKind, Event, Message};
 use crate::frame::{FrameHeader, MAX_HEADER_LEN, OpCode};
 use crate::handshake::server::{Parsed, encode_accept, parse_request};
 use crate::handshake::{
@@ -65,11 +65,7 @@ pub enum ReadyState {
 #[derive(Debug)]
 enum Handshake {
     /// Client: request sent, waiting for the response head.
-    AwaitResponse {
-        accept: String,
-        protocols: Vec<String>,
-        scanned: usize,
-    },
+    AwaitResponse { offer: Box<ClientOffer>, scanned: usize },
     /// Server: waiting for the request head.
     AwaitRequest { scanned: usize },
     /// Server: an upgrade request is out as an event; waiting for accept/reject.
@@ -78,6 +74,18 @@ enum Handshake {
     AwaitHttpAnswer,
     /// Done (or never needed).
     Done,
+}
+
+/// What a client's request asked for, to check the response against (boxed:
+/// an OPEN connection does not carry its size).
+#[derive(Debug)]
+struct ClientOffer {
+    /// The expected `Sec-WebSocket-Accept`.
+    accept: String,
+    protocols: Vec<String>,
+    /// permessage-deflate offers, in order of preference.
+    #[cfg(feature = "deflate")]
+    deflate: Vec<crate::deflate::DeflateConfig>,
 }
 
 /// A timer the caller runs by passing time in.
@@ -112,6 +120,12 @@ pub struct Connection {
     rng: Option<Box<dyn RandomSource>>,
     /// The data message being sent in fragments, if any.
     sending: Option<DataKind>,
+    /// Whether that message is compressed (permessage-deflate).
+    #[cfg(feature = "deflate")]
+    sending_compressed: bool,
+    /// The send half of permessage-deflate, when negotiated.
+    #[cfg(feature = "deflate")]
+    deflater: Option<Box<crate::deflate::Deflater>>,
     sending_utf8: Utf8Validator,
     close_sent: bool,
     timer: Timer,
@@ -151,6 +165,10 @@ impl Connection {
             out: Output::default(),
             rng,
             sending: None,
+            #[cfg(feature = "deflate")]
+            sending_compressed: false,
+            #[cfg(feature = "deflate")]
+            deflater: None,
             sending_utf8: Utf8Validator::new(),
             close_sent: false,
             timer: Timer::Off,
@@ -193,8 +211,12 @@ impl Connection {
         let mut head = Vec::new();
         request.encode(&key, &mut head);
         let handshake = Handshake::AwaitResponse {
-            accept: accept_key(key.as_bytes()),
-            protocols: request.protocols().to_vec(),
+            offer: Box::new(ClientOffer {
+                accept: accept_key(key.as_bytes()),
+                protocols: request.protocols().to_vec(),
+                #[cfg(feature = "deflate")]
+                deflate: request.deflate_offers().to_vec(),
+            }),
             scanned: 0,
         };
         let mut conn = Self::new(Role::Client, config, ReadyState::Connecting, handshake, Some(rng));
@@ -451,23 +473,76 @@ impl Connection {
                 return false;
             }
         };
-        let Handshake::AwaitResponse { accept, protocols, .. } =
-            core::mem::replace(&mut self.handshake, Handshake::Done)
-        else {
+        let Handshake::AwaitResponse { offer, .. } = core::mem::replace(&mut self.handshake, Handshake::Done) else {
             return false;
         };
-        if let Err(e) = client::check_response(&mut response, &accept, &protocols) {
-            self.fail_handshake(e, Some(Box::new(response)));
-            return false;
-        }
+        let offered = client::Offered {
+            protocols: &offer.protocols,
+            #[cfg(feature = "deflate")]
+            deflate: &offer.deflate,
+        };
+        #[allow(clippy::let_unit_value)] // `()` without the deflate feature
+        let agreed = match client::check_response(&mut response, &offer.accept, &offered) {
+            Ok(agreed) => agreed,
+            Err(e) => {
+                self.fail_handshake(e, Some(Box::new(response)));
+                return false;
+            }
+        };
+        // RFC 7692: level and threshold come from the first offer.
+        #[cfg(feature = "deflate")]
+        let extensions = self.start_extensions(agreed, offer.deflate.first());
+        #[cfg(not(feature = "deflate"))]
+        let extensions = {
+            let () = agreed;
+            String::new()
+        };
         // Frames that came in the same read as the response stay in `inbuf`.
         self.inbuf.advance(len);
         self.set_state(ReadyState::Open);
         self.events.push_back(Event::Open {
             protocol: response.protocol.clone(),
+            extensions,
             response: Some(Box::new(response)),
         });
         true
+    }
+
+    /// Installs the negotiated permessage-deflate halves (RFC 7692) and
+    /// returns the `Sec-WebSocket-Extensions` value describing them.
+    #[cfg(feature = "deflate")]
+    fn start_extensions(
+        &mut self,
+        agreed: Option<crate::deflate::DeflateParams>,
+        config: Option<&crate::deflate::DeflateConfig>,
+    ) -> String {
+        use crate::deflate::{Deflater, Inflater, describe};
+        let Some(params) = agreed else {
+            return String::new();
+        };
+        let default = crate::deflate::DeflateConfig::default();
+        let config = config.unwrap_or(&default);
+        let server = self.role == Role::Server;
+        self.deflater = Some(Box::new(Deflater::new(&params, server, config)));
+        self.reader.set_inflater(Inflater::new(&params, server));
+        describe(&params)
+    }
+
+    /// The permessage-deflate parameters in use (RFC 7692), if it was negotiated.
+    #[cfg(feature = "deflate")]
+    pub fn deflate(&self) -> Option<crate::deflate::DeflateParams> {
+        self.deflater.as_ref().map(|d| d.params)
+    }
+
+    /// Whether this connection holds compressor (`.0`) and decompressor
+    /// (`.1`) state right now: both are created at the first compressed
+    /// message and, under no-context-takeover, freed after every message.
+    #[cfg(feature = "deflate")]
+    pub fn deflate_state_allocated(&self) -> (bool, bool) {
+        (
+            self.deflater.as_ref().is_some_and(|d| d.is_allocated()),
+            self.reader.inflater().is_some_and(|i| i.is_allocated()),
+        )
     }
 
     fn read_frames(&mut self) {
@@ -588,12 +663,21 @@ impl Connection {
             ));
         };
         let mut head = Vec::new();
-        encode_accept(key, request, &accept, &mut head).map_err(Error::InvalidArgument)?;
+        #[allow(clippy::let_unit_value)] // `()` without the deflate feature
+        let agreed = encode_accept(key, request, &accept, &mut head).map_err(Error::InvalidArgument)?;
         self.out.extend(&head);
         self.handshake = Handshake::Done;
+        #[cfg(feature = "deflate")]
+        let extensions = self.start_extensions(agreed, accept.deflate.as_ref());
+        #[cfg(not(feature = "deflate"))]
+        let extensions = {
+            let () = agreed;
+            String::new()
+        };
         self.set_state(ReadyState::Open);
         self.events.push_back(Event::Open {
             protocol: accept.protocol,
+            extensions,
             response: None,
         });
         self.process();
@@ -635,34 +719,84 @@ impl Connection {
         Ok(())
     }
 
-    /// Sends a whole text message.
+    /// Sends a whole text message (compressed when permessage-deflate is in
+    /// use and the message reaches the threshold: [`Compression::Auto`]).
     pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
-        self.check_can_send_message()?;
-        self.check_room(text.len())?;
-        self.write_frame(OpCode::Text, true, text.as_bytes());
-        Ok(())
+        self.send_slice(OpCode::Text, text.as_bytes(), Compression::Auto)
     }
 
     /// Sends a whole binary message (the payload is copied; see
     /// [`Connection::send`] to hand over a `Bytes` without copying).
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
-        self.check_can_send_message()?;
-        self.check_room(data.len())?;
-        self.write_frame(OpCode::Binary, true, data);
-        Ok(())
+        self.send_slice(OpCode::Binary, data, Compression::Auto)
     }
 
     /// Sends a whole message. A server queues a large payload without
-    /// copying it.
+    /// copying it (when it is not compressed).
     pub fn send(&mut self, message: Message) -> Result<(), Error> {
+        self.send_with(message, Compression::Auto)
+    }
+
+    /// Sends a whole message, choosing whether to compress it when
+    /// permessage-deflate (RFC 7692) was negotiated; without it the choice
+    /// is ignored.
+    pub fn send_with(&mut self, message: Message, compression: Compression) -> Result<(), Error> {
         self.check_can_send_message()?;
         let (opcode, payload) = match message {
             Message::Text(t) => (OpCode::Text, t.into_bytes()),
             Message::Binary(b) => (OpCode::Binary, b),
         };
+        if self.wants_compression(payload.len(), compression) {
+            return self.send_compressed(opcode, &payload, true);
+        }
         self.check_room(payload.len())?;
         self.write_frame_owned(opcode, true, payload);
         Ok(())
+    }
+
+    fn send_slice(&mut self, opcode: OpCode, payload: &[u8], compression: Compression) -> Result<(), Error> {
+        self.check_can_send_message()?;
+        if self.wants_compression(payload.len(), compression) {
+            return self.send_compressed(opcode, payload, true);
+        }
+        self.check_room(payload.len())?;
+        self.write_frame(opcode, true, payload);
+        Ok(())
+    }
+
+    /// Whether a message of `len` bytes goes out compressed.
+    #[allow(unused_variables)]
+    fn wants_compression(&self, len: usize, compression: Compression) -> bool {
+        #[cfg(feature = "deflate")]
+        if let Some(d) = &self.deflater {
+            return match compression {
+                Compression::Auto => len >= d.threshold,
+                Compression::On => true,
+                Compression::Off => false,
+            };
+        }
+        false
+    }
+
+    /// Compresses `payload` as the next piece of a message and queues it as
+    /// one frame, RSV1 set on the message's first frame only (RFC 7692 §6.1).
+    #[cfg(feature = "deflate")]
+    fn send_compressed(&mut self, opcode: OpCode, payload: &[u8], fin: bool) -> Result<(), Error> {
+        // Check before compressing: the context must not move on for a frame
+        // that is not sent.
+        self.check_room(crate::deflate::Deflater::bound(payload.len()))?;
+        let Some(d) = self.deflater.as_mut() else {
+            return Err(Error::InvalidCall("permessage-deflate is not in use"));
+        };
+        let mut compressed = Vec::new();
+        d.compress(payload, fin, &mut compressed);
+        self.write_frame_vec(opcode, fin, opcode != OpCode::Continuation, compressed);
+        Ok(())
+    }
+
+    #[cfg(not(feature = "deflate"))]
+    fn send_compressed(&mut self, _: OpCode, _: &[u8], _: bool) -> Result<(), Error> {
+        Err(Error::InvalidCall("permessage-deflate is not in use"))
     }
 
     /// The output has room for a frame with `payload_len` bytes of payload.
@@ -692,7 +826,25 @@ impl Connection {
     /// With [`Config::validate_outgoing_text`], text fragments are checked as
     /// UTF-8 across fragments (a character may be split between them; the
     /// message must not end inside one). On a failed check nothing is sent.
+    ///
+    /// With permessage-deflate in use the message is compressed
+    /// ([`Compression::Auto`] compresses every fragmented message); see
+    /// [`Connection::send_fragment_with`].
     pub fn send_fragment(&mut self, kind: DataKind, data: &[u8], fin: bool) -> Result<(), Error> {
+        self.send_fragment_with(kind, data, fin, Compression::Auto)
+    }
+
+    /// Like [`Connection::send_fragment`], choosing at the first fragment
+    /// whether the message is compressed (permessage-deflate, RFC 7692);
+    /// the choice of later fragments is ignored. Each compressed fragment
+    /// ends with a sync flush, so the peer can inflate it as it arrives.
+    pub fn send_fragment_with(
+        &mut self,
+        kind: DataKind,
+        data: &[u8],
+        fin: bool,
+        compression: Compression,
+    ) -> Result<(), Error> {
         self.check_can_send_data()?;
         let opcode = match self.sending {
             None => match kind {
@@ -706,7 +858,26 @@ impl Connection {
                 ));
             }
         };
-        self.check_room(data.len())?;
+        #[cfg(feature = "deflate")]
+        let compressed = if opcode == OpCode::Continuation {
+            self.sending_compressed
+        } else {
+            self.wants_compression(usize::MAX, compression)
+        };
+        #[cfg(not(feature = "deflate"))]
+        let compressed = {
+            let _ = compression;
+            false
+        };
+        #[cfg(feature = "deflate")]
+        let room = if compressed {
+            crate::deflate::Deflater::bound(data.len())
+        } else {
+            data.len()
+        };
+        #[cfg(not(feature = "deflate"))]
+        let room = data.len();
+        self.check_room(room)?;
         if kind == DataKind::Text && self.config.validate_outgoing_text {
             let mut check = self.sending_utf8;
             check.feed(data).map_err(|_| Error::InvalidUtf8)?;
@@ -715,7 +886,15 @@ impl Connection {
             }
             self.sending_utf8 = check;
         }
-        self.write_frame(opcode, fin, data);
+        if compressed {
+            self.send_compressed(opcode, data, fin)?;
+        } else {
+            self.write_frame(opcode, fin, data);
+        }
+        #[cfg(feature = "deflate")]
+        {
+            self.sending_compressed = compressed && !fin;
+        }
         self.sending = if fin { None } else { Some(kind) };
         Ok(())
     }
@@ -776,7 +955,13 @@ impl Connection {
         self.close_sent = true;
     }
 
-    fn header(&mut self, opcode: OpCode, fin: bool, len: usize) -> ([u8; MAX_HEADER_LEN], usize, Option<[u8; 4]>) {
+    fn header(
+        &mut self,
+        opcode: OpCode,
+        fin: bool,
+        rsv1: bool,
+        len: usize,
+    ) -> ([u8; MAX_HEADER_LEN], usize, Option<[u8; 4]>) {
         let mask = match self.role {
             Role::Server => None,
             Role::Client => {
@@ -789,14 +974,16 @@ impl Connection {
             }
         };
         let mut buf = [0u8; MAX_HEADER_LEN];
-        let n = FrameHeader::new(fin, opcode, mask, len as u64).encode(&mut buf);
+        let mut header = FrameHeader::new(fin, opcode, mask, len as u64);
+        header.rsv1 = rsv1;
+        let n = header.encode(&mut buf);
         (buf, n, mask)
     }
 
     /// Queues one frame, copying (and for a client masking) the payload in
     /// one pass.
     fn write_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) {
-        let (head, n, mask) = self.header(opcode, fin, payload.len());
+        let (head, n, mask) = self.header(opcode, fin, false, payload.len());
         self.out.extend(&head[..n]);
         match mask {
             Some(key) => self.out.extend_with(payload.len(), |dst| mask_copy(dst, payload, key)),
@@ -811,9 +998,30 @@ impl Connection {
         if self.role == Role::Client || payload.len() < COPY_BELOW {
             return self.write_frame(opcode, fin, &payload);
         }
-        let (head, n, _) = self.header(opcode, fin, payload.len());
+        let (head, n, _) = self.header(opcode, fin, false, payload.len());
         self.out.extend(&head[..n]);
         self.out.push_chunk(payload);
+    }
+
+    /// Queues one frame whose payload the machine just produced (compressed
+    /// data): a large one is masked in place (client) and queued as its own
+    /// chunk, uncopied.
+    #[cfg(feature = "deflate")]
+    fn write_frame_vec(&mut self, opcode: OpCode, fin: bool, rsv1: bool, mut payload: Vec<u8>) {
+        const COPY_BELOW: usize = 4096;
+        let (head, n, mask) = self.header(opcode, fin, rsv1, payload.len());
+        self.out.extend(&head[..n]);
+        if payload.len() < COPY_BELOW {
+            match mask {
+                Some(key) => self.out.extend_with(payload.len(), |dst| mask_copy(dst, &payload, key)),
+                None => self.out.extend(&payload),
+            }
+            return;
+        }
+        if let Some(key) = mask {
+            crate::mask::apply_mask(&mut payload, key, 0);
+        }
+        self.out.push_chunk(Bytes::from(payload));
     }
 
     // ----- output -------------------------------------------------------------

@@ -9,6 +9,10 @@ use crate::event::{DataKind, Fragment};
 use crate::frame::{FrameError, FrameHeader, OpCode};
 use crate::mask::{apply_mask, extend_masked};
 use crate::utf8::{Utf8Bytes, Utf8Validator};
+#[cfg(feature = "deflate")]
+use alloc::boxed::Box;
+#[cfg(feature = "deflate")]
+use alloc::vec::Vec;
 use bytes::{Buf, Bytes, BytesMut};
 
 /// What one step of the reader produced.
@@ -59,6 +63,169 @@ struct InMessage {
     /// Whether this message has produced a fragment yet (streaming mode).
     delivered: bool,
     utf8: Utf8Validator,
+    /// permessage-deflate: its first frame had RSV1 (RFC 7692 §6.1).
+    #[cfg(feature = "deflate")]
+    compressed: Option<Box<Inflating>>,
+}
+
+/// The inflating side of a compressed message being received.
+#[cfg(feature = "deflate")]
+#[derive(Debug, Default)]
+struct Inflating {
+    /// Inflated bytes not yet handed out (the whole message when
+    /// reassembling, the next piece in streaming mode).
+    out: Vec<u8>,
+    /// Inflated bytes already handed out (streaming mode).
+    delivered: usize,
+    /// How many octets of the 0x00 0x00 0xff 0xff tail were inflated.
+    tail_fed: usize,
+    /// A piece was handed out (streaming mode).
+    started: bool,
+}
+
+/// The most a streaming piece of a compressed message holds.
+#[cfg(feature = "deflate")]
+const INFLATE_PIECE: usize = 32 << 10;
+
+/// What one inflating step of a compressed message produced.
+#[cfg(feature = "deflate")]
+enum Inflated {
+    /// Nothing yet; more input is needed.
+    NeedMore,
+    /// This frame is used up and the message goes on: read the next header.
+    NextFrame,
+    /// A piece (streaming) or the message; `done`: the message is complete.
+    Item(Item, bool),
+}
+
+impl InMessage {
+    fn is_compressed(&self) -> bool {
+        #[cfg(feature = "deflate")]
+        return self.compressed.is_some();
+        #[cfg(not(feature = "deflate"))]
+        false
+    }
+}
+
+/// Inflates what is available of a compressed message's frame (RFC 7692
+/// §7.2.2): the payload bytes at the front of `buf` (`avail` of them), then,
+/// once the final frame is complete (`last`), the 0x00 0x00 0xff 0xff tail.
+/// Output goes into bounded steps: the buffer never grows past the message
+/// limit + 1, so a decompression bomb ends with 1009 before the memory is
+/// reserved. Text is validated as it is inflated (RFC 6455 §8.1).
+#[cfg(feature = "deflate")]
+#[allow(clippy::too_many_arguments)]
+fn inflate_step(
+    frame: &mut InFrame,
+    kind: DataKind,
+    utf8: &mut Utf8Validator,
+    msg: &mut Inflating,
+    inflater: &mut crate::deflate::Inflater,
+    buf: &mut BytesMut,
+    config: &Config,
+    avail: usize,
+    last: bool,
+) -> Result<Inflated, ProtocolError> {
+    use crate::deflate::{TAIL, inflate_error};
+    let limit = config.max_message_size;
+    let mut wire_left = avail;
+    let mut full;
+    loop {
+        // Room for output: the message limit + 1 at most (one byte past the
+        // limit proves it is exceeded); in streaming mode one piece at most.
+        if msg.out.len() == msg.out.capacity() {
+            let most = limit.saturating_add(1).saturating_sub(msg.delivered);
+            let target = if config.streaming {
+                INFLATE_PIECE.min(most)
+            } else {
+                msg.out
+                    .capacity()
+                    .saturating_mul(2)
+                    .max(avail.saturating_mul(4))
+                    .max(4096)
+                    .min(most)
+            };
+            if target <= msg.out.len() {
+                // A streaming piece is full: hand it out first.
+                full = true;
+                break;
+            }
+            msg.out.reserve_exact(target - msg.out.len());
+        }
+        let from_tail = wire_left == 0;
+        let input: &[u8] = if !from_tail {
+            &buf[..wire_left]
+        } else if last {
+            &TAIL[msg.tail_fed.min(TAIL.len())..]
+        } else {
+            &[]
+        };
+        let input_len = input.len();
+        let before = msg.out.len();
+        let n = inflater.inflate(input, &mut msg.out).map_err(inflate_error)?;
+        let produced = msg.out.len() - before;
+        if from_tail {
+            msg.tail_fed += n;
+        } else if n > 0 {
+            buf.advance(n);
+            wire_left -= n;
+            frame.remaining -= n as u64;
+            frame.taken += n as u64;
+            frame.unmasked = frame.unmasked.saturating_sub(n);
+            frame.done = frame.done.saturating_sub(n);
+        }
+        let total = msg.delivered.saturating_add(msg.out.len());
+        if total > limit {
+            return Err(ProtocolError::MessageTooLarge {
+                len: total as u64,
+                limit,
+            });
+        }
+        if kind == DataKind::Text && produced > 0 {
+            utf8.feed(&msg.out[before..]).map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        full = msg.out.len() == msg.out.capacity();
+        let input_done = wire_left == 0 && (!last || msg.tail_fed >= TAIL.len());
+        if !full && (input_done || (n == 0 && produced == 0) || input_len == 0) {
+            break;
+        }
+    }
+    let done = last && wire_left == 0 && msg.tail_fed >= TAIL.len() && !full;
+    if done {
+        if kind == DataKind::Text {
+            utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        inflater.end_message();
+    }
+    if config.streaming {
+        if msg.out.is_empty() && !done {
+            if frame.remaining == 0 && !last {
+                return Ok(Inflated::NextFrame);
+            }
+            return Ok(Inflated::NeedMore);
+        }
+        let data = Bytes::from(core::mem::take(&mut msg.out));
+        let first = !msg.started;
+        msg.started = true;
+        msg.delivered += data.len();
+        return Ok(Inflated::Item(
+            Item::Fragment(Fragment {
+                kind,
+                data,
+                first,
+                fin: done,
+            }),
+            done,
+        ));
+    }
+    if done {
+        let data = Bytes::from(core::mem::take(&mut msg.out));
+        return Ok(Inflated::Item(message(kind, data), true));
+    }
+    if frame.remaining == 0 && !last {
+        return Ok(Inflated::NextFrame);
+    }
+    Ok(Inflated::NeedMore)
 }
 
 /// Receive state of an open connection.
@@ -67,6 +234,9 @@ pub(crate) struct Reader {
     role: Role,
     frame: Option<InFrame>,
     message: Option<InMessage>,
+    /// permessage-deflate, when negotiated: RSV1 marks a compressed message.
+    #[cfg(feature = "deflate")]
+    inflater: Option<Box<crate::deflate::Inflater>>,
 }
 
 impl Reader {
@@ -75,7 +245,30 @@ impl Reader {
             role,
             frame: None,
             message: None,
+            #[cfg(feature = "deflate")]
+            inflater: None,
         }
+    }
+
+    /// permessage-deflate was negotiated: from now on RSV1 may mark the first
+    /// frame of a data message (RFC 7692 §6).
+    #[cfg(feature = "deflate")]
+    pub(crate) fn set_inflater(&mut self, inflater: crate::deflate::Inflater) {
+        self.inflater = Some(Box::new(inflater));
+    }
+
+    /// The receive half of permessage-deflate, when negotiated.
+    #[cfg(feature = "deflate")]
+    pub(crate) fn inflater(&self) -> Option<&crate::deflate::Inflater> {
+        self.inflater.as_deref()
+    }
+
+    /// Whether RSV1 may mark a compressed message.
+    fn compression(&self) -> bool {
+        #[cfg(feature = "deflate")]
+        return self.inflater.is_some();
+        #[cfg(not(feature = "deflate"))]
+        false
     }
 
     /// Takes from `data` the bytes that continue the current frame's payload
@@ -118,7 +311,11 @@ impl Reader {
                 // The length passed the limits: make room for the whole payload
                 // now, so the buffer is not regrown (and copied) as it arrives.
                 // (A fragmented message's bytes go to the message buffer.)
-                if header.fin && matches!(header.opcode, OpCode::Text | OpCode::Binary) && !config.streaming {
+                if header.fin
+                    && !header.rsv1
+                    && matches!(header.opcode, OpCode::Text | OpCode::Binary)
+                    && !config.streaming
+                {
                     let len = usize::try_from(header.payload_len).unwrap_or(usize::MAX);
                     buf.reserve(len.saturating_sub(buf.len()));
                 }
@@ -148,7 +345,7 @@ impl Reader {
             if avail > frame.done {
                 let fresh = &buf[frame.done..avail];
                 if !frame.opcode.is_control() {
-                    if let Some(msg) = self.message.as_mut() {
+                    if let Some(msg) = self.message.as_mut().filter(|m| !m.is_compressed()) {
                         if msg.kind == DataKind::Text {
                             // RFC 6455 §8.1: fail fast on invalid text.
                             msg.utf8.feed(fresh).map_err(|_| ProtocolError::InvalidUtf8)?;
@@ -174,6 +371,38 @@ impl Reader {
             let Some(msg) = self.message.as_mut() else {
                 return Ok(None);
             };
+            #[cfg(feature = "deflate")]
+            if let (Some(inflating), Some(inflater)) = (msg.compressed.as_deref_mut(), self.inflater.as_deref_mut()) {
+                let last = complete && frame.fin;
+                let step = inflate_step(
+                    frame,
+                    msg.kind,
+                    &mut msg.utf8,
+                    inflating,
+                    inflater,
+                    buf,
+                    config,
+                    avail,
+                    last,
+                )?;
+                match step {
+                    Inflated::NeedMore => return Ok(None),
+                    Inflated::NextFrame => {
+                        self.frame = None;
+                        continue;
+                    }
+                    Inflated::Item(item, done) => {
+                        msg.delivered = true;
+                        if done {
+                            self.frame = None;
+                            self.message = None;
+                        } else if frame.remaining == 0 && !last {
+                            self.frame = None;
+                        }
+                        return Ok(Some(item));
+                    }
+                }
+            }
             let fin = complete && frame.fin;
             if config.streaming || msg.fragmented {
                 // Take the fresh bytes off the buffer at once: hand them out
@@ -280,8 +509,13 @@ impl Reader {
     /// payload is buffered, and opens or continues the message it belongs to.
     fn start_frame(&mut self, h: &FrameHeader, config: &Config) -> Result<(), ProtocolError> {
         // §5.2: RSV bits MUST be 0 unless an extension defines them.
-        if h.rsv1 || h.rsv2 || h.rsv3 {
+        // RFC 7692 §6: permessage-deflate owns RSV1, on the first frame of a
+        // data message only (§6.1: never on control or continuation frames).
+        if h.rsv2 || h.rsv3 || (h.rsv1 && !self.compression()) {
             return Err(ProtocolError::ReservedBits);
+        }
+        if h.rsv1 && !matches!(h.opcode, OpCode::Text | OpCode::Binary) {
+            return Err(ProtocolError::CompressedBitMisplaced);
         }
         // §5.1: clients mask every frame, servers none.
         match (self.role, h.mask.is_some()) {
@@ -321,10 +555,14 @@ impl Reader {
                 fragmented: !h.fin,
                 delivered: false,
                 utf8: Utf8Validator::new(),
+                #[cfg(feature = "deflate")]
+                compressed: h.rsv1.then(Box::default),
             }),
         };
         let len = msg.len.saturating_add(h.payload_len);
-        if len > config.max_message_size as u64 {
+        // A compressed message is held to the limit by its inflated size,
+        // checked while inflating (RFC 7692 §8: decompression bombs).
+        if len > config.max_message_size as u64 && !msg.is_compressed() {
             return Err(ProtocolError::MessageTooLarge {
                 len,
                 limit: config.max_message_size,

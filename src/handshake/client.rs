@@ -52,6 +52,8 @@ pub struct ClientRequest {
     path: String,
     protocols: Vec<String>,
     headers: Vec<(String, String)>,
+    #[cfg(feature = "deflate")]
+    deflate: Vec<crate::deflate::DeflateConfig>,
 }
 
 impl ClientRequest {
@@ -65,6 +67,8 @@ impl ClientRequest {
             path: path.to_string(),
             protocols: Vec::new(),
             headers: Vec::new(),
+            #[cfg(feature = "deflate")]
+            deflate: Vec::new(),
         }
     }
 
@@ -126,6 +130,33 @@ impl ClientRequest {
         self
     }
 
+    /// Offers permessage-deflate (RFC 7692) with these settings; call again
+    /// for further offers, in order of preference (for example a small
+    /// window first, then the default). The server's answer is checked
+    /// against the offers (RFC 7692 §7.1) and the agreed parameters are in
+    /// [`Event::Open`](crate::Event::Open) and
+    /// [`Connection::deflate`](crate::Connection::deflate).
+    ///
+    /// ```
+    /// use wsmachine::ClientRequest;
+    /// use wsmachine::deflate::DeflateConfig;
+    /// let req = ClientRequest::new("example.com", 80, "/")
+    ///     .deflate(DeflateConfig { client_max_window_bits: 10, ..DeflateConfig::default() })
+    ///     .deflate(DeflateConfig::default());
+    /// # let _ = req;
+    /// ```
+    #[cfg(feature = "deflate")]
+    pub fn deflate(mut self, config: crate::deflate::DeflateConfig) -> Self {
+        self.deflate.push(config);
+        self
+    }
+
+    /// The permessage-deflate offers, in order.
+    #[cfg(feature = "deflate")]
+    pub fn deflate_offers(&self) -> &[crate::deflate::DeflateConfig] {
+        &self.deflate
+    }
+
     /// Adds a header line (for example `Origin`, `Authorization`, cookies).
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_string(), value.to_string()));
@@ -171,6 +202,10 @@ impl ClientRequest {
         if !self.headers.iter().all(|(n, v)| is_token(n) && is_header_value(v)) {
             return Err("header names must be tokens and values must not contain CR, LF or NUL");
         }
+        #[cfg(feature = "deflate")]
+        for offer in &self.deflate {
+            offer.validate()?;
+        }
         Ok(())
     }
 
@@ -191,6 +226,11 @@ impl ClientRequest {
         );
         if !self.protocols.is_empty() {
             out.extend_from_slice(format!("Sec-WebSocket-Protocol: {}\r\n", self.protocols.join(", ")).as_bytes());
+        }
+        #[cfg(feature = "deflate")]
+        if !self.deflate.is_empty() {
+            let offers: Vec<String> = self.deflate.iter().map(|o| o.offer()).collect();
+            out.extend_from_slice(format!("Sec-WebSocket-Extensions: {}\r\n", offers.join(", ")).as_bytes());
         }
         for (n, v) in &self.headers {
             out.extend_from_slice(format!("{n}: {v}\r\n").as_bytes());
@@ -232,13 +272,31 @@ pub(crate) fn parse_response(buf: &[u8]) -> Result<Option<(Response, usize)>, Ha
     }
 }
 
+/// The extension agreed on in a response (permessage-deflate is the only one
+/// this crate offers).
+#[cfg(feature = "deflate")]
+pub(crate) type Agreed = Option<crate::deflate::DeflateParams>;
+/// The extension agreed on in a response: none without the `deflate` feature.
+#[cfg(not(feature = "deflate"))]
+pub(crate) type Agreed = ();
+
+/// What the client offered, to check the response against.
+pub(crate) struct Offered<'a> {
+    /// Subprotocols.
+    pub(crate) protocols: &'a [String],
+    /// permessage-deflate offers.
+    #[cfg(feature = "deflate")]
+    pub(crate) deflate: &'a [crate::deflate::DeflateConfig],
+}
+
 /// Checks a response against what was offered (RFC 6455 §4.2.2, client
-/// steps 1–6) and records the chosen subprotocol in it.
+/// steps 1–6; RFC 7692 §5, §7.1 for permessage-deflate), records the chosen
+/// subprotocol in it and returns the agreed extension.
 pub(crate) fn check_response(
     resp: &mut Response,
     expected_accept: &str,
-    offered: &[String],
-) -> Result<(), HandshakeError> {
+    offered: &Offered<'_>,
+) -> Result<Agreed, HandshakeError> {
     if resp.status != 101 {
         return Err(HandshakeError::Status(resp.status));
     }
@@ -253,13 +311,18 @@ pub(crate) fn check_response(
         (Some(v), None) if super::trim(v) == expected_accept.as_bytes() => {}
         _ => return Err(HandshakeError::InvalidAccept),
     }
-    // No extension is offered by this client, so none may be accepted.
-    if let Some(ext) = resp.headers.list("sec-websocket-extensions").next() {
+    // RFC 6455 §4.2.2 step 5: only offered extensions may be accepted.
+    #[cfg(feature = "deflate")]
+    let agreed = crate::deflate::check_response(&resp.headers, offered.deflate)?;
+    #[cfg(not(feature = "deflate"))]
+    #[allow(clippy::let_unit_value)]
+    let agreed = if let Some(ext) = resp.headers.list("sec-websocket-extensions").next() {
         let name = ext.split(|&b| b == b';').next().unwrap_or(ext);
         return Err(HandshakeError::UnofferedExtension(
             String::from_utf8_lossy(super::trim(name)).into_owned(),
         ));
-    }
+    };
+    let offered = offered.protocols;
     let mut chosen = resp.headers.list("sec-websocket-protocol");
     match (chosen.next(), chosen.next()) {
         (None, _) => {}
@@ -276,7 +339,7 @@ pub(crate) fn check_response(
             ));
         }
     }
-    Ok(())
+    Ok(agreed)
 }
 
 #[cfg(test)]
@@ -349,13 +412,22 @@ mod tests {
 
     const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 
+    fn offer(protocols: &[String]) -> Offered<'_> {
+        Offered {
+            protocols,
+            #[cfg(feature = "deflate")]
+            deflate: &[],
+        }
+    }
+
     // RFC 6455 §4.2.2 (client side): each check of the response.
     #[test]
     fn response_checks() {
-        let offered = ["chat".to_string()];
-        assert_eq!(check_response(&mut response(""), ACCEPT, &offered), Ok(()));
+        let protocols = ["chat".to_string()];
+        let offered = offer(&protocols);
+        assert!(check_response(&mut response(""), ACCEPT, &offered).is_ok());
         let mut r = response("Sec-WebSocket-Protocol: chat\r\n");
-        assert_eq!(check_response(&mut r, ACCEPT, &offered), Ok(()));
+        assert!(check_response(&mut r, ACCEPT, &offered).is_ok());
         assert_eq!(r.protocol.as_deref(), Some("chat"));
         assert_eq!(
             check_response(&mut response("Sec-WebSocket-Protocol: other\r\n"), ACCEPT, &offered),

@@ -74,6 +74,9 @@ pub enum HandshakeError {
     UnofferedProtocol(String),
     /// The server accepted an extension the client did not offer (RFC 6455 §4.2.2).
     UnofferedExtension(String),
+    /// The server's answer to an offered extension breaks one of its rules
+    /// (for permessage-deflate, RFC 7692 §7.1); says which.
+    Extension(String),
 }
 
 impl HandshakeError {
@@ -109,6 +112,7 @@ impl fmt::Display for HandshakeError {
             HandshakeError::UnofferedExtension(e) => {
                 write!(f, "the server accepted extension {e:?}, which was not offered")
             }
+            HandshakeError::Extension(why) => write!(f, "extension negotiation failed: {why}"),
         }
     }
 }

@@ -47,6 +47,8 @@ impl Request {
 pub struct Accept {
     pub(crate) protocol: Option<String>,
     pub(crate) headers: Vec<(String, String)>,
+    #[cfg(feature = "deflate")]
+    pub(crate) deflate: Option<crate::deflate::DeflateConfig>,
 }
 
 impl Accept {
@@ -64,6 +66,25 @@ impl Accept {
     /// Adds a header line to the 101 response (for example `Set-Cookie`).
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Accepts permessage-deflate (RFC 7692) if the client offered it: the
+    /// first of its offers that `config` can answer is taken
+    /// ([`deflate::negotiate`](crate::deflate::negotiate) shows which
+    /// beforehand); offers with unknown, duplicate or invalid parameters are
+    /// declined (§7.1). No acceptable offer: the connection opens without
+    /// compression.
+    ///
+    /// ```
+    /// use wsmachine::Accept;
+    /// use wsmachine::deflate::DeflateConfig;
+    /// let accept = Accept::new().deflate(DeflateConfig { server_no_context_takeover: true, ..DeflateConfig::default() });
+    /// # let _ = accept;
+    /// ```
+    #[cfg(feature = "deflate")]
+    pub fn deflate(mut self, config: crate::deflate::DeflateConfig) -> Self {
+        self.deflate = Some(config);
         self
     }
 }
@@ -283,14 +304,30 @@ pub fn accept_key_for(method: &str, headers: &Headers) -> Result<String, Handsha
     Ok(accept_key(key.as_bytes()))
 }
 
-/// Writes the 101 response accepting `request` (RFC 6455 §4.2.2, server step 5).
+/// What the server's accept agreed to besides the subprotocol.
+#[cfg(feature = "deflate")]
+pub(crate) type Agreed = Option<crate::deflate::DeflateParams>;
+/// What the server's accept agreed to: nothing without the `deflate` feature.
+#[cfg(not(feature = "deflate"))]
+pub(crate) type Agreed = ();
+
+/// Writes the 101 response accepting `request` (RFC 6455 §4.2.2, server
+/// step 5), with the extensions negotiated (RFC 7692 §5).
 pub(crate) fn encode_accept(
     key: &str,
     request: &Request,
     accept: &Accept,
     out: &mut Vec<u8>,
-) -> Result<(), &'static str> {
+) -> Result<Agreed, &'static str> {
     check_headers(&accept.headers)?;
+    #[cfg(feature = "deflate")]
+    let agreement = match &accept.deflate {
+        Some(config) => {
+            config.validate()?;
+            crate::deflate::negotiate(&request.headers, config)
+        }
+        None => None,
+    };
     if let Some(p) = &accept.protocol {
         if !request.protocols.iter().any(|o| o == p) {
             return Err("the chosen subprotocol was not offered by the client");
@@ -306,10 +343,17 @@ pub(crate) fn encode_accept(
     if let Some(p) = &accept.protocol {
         out.extend_from_slice(format!("Sec-WebSocket-Protocol: {p}\r\n").as_bytes());
     }
+    #[cfg(feature = "deflate")]
+    if let Some(a) = &agreement {
+        out.extend_from_slice(format!("Sec-WebSocket-Extensions: {}\r\n", a.response).as_bytes());
+    }
     for (n, v) in &accept.headers {
         out.extend_from_slice(format!("{n}: {v}\r\n").as_bytes());
     }
     out.extend_from_slice(b"\r\n");
+    #[cfg(feature = "deflate")]
+    return Ok(agreement.map(|a| a.params));
+    #[cfg(not(feature = "deflate"))]
     Ok(())
 }
 

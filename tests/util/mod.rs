@@ -145,7 +145,8 @@ impl Pair {
                     Event::Request(_),
                     Event::Open {
                         protocol: None,
-                        response: None
+                        response: None,
+                        ..
                     }
                 ]
             ),
@@ -153,7 +154,7 @@ impl Pair {
             p.server_events
         );
         assert!(
-            matches!(p.client_events.as_slice(), [Event::Open { protocol: None, response: Some(r) }] if r.status == 101),
+            matches!(p.client_events.as_slice(), [Event::Open { protocol: None, response: Some(r), .. }] if r.status == 101),
             "{:?}",
             p.client_events
         );
