@@ -23,7 +23,6 @@ use crate::handshake::server::{Parsed, encode_accept, parse_request};
 use crate::handshake::{
     Accept, ClientRequest, HandshakeError, HttpResponse, Request, accept_key, client, find_head_end,
 };
-use crate::mask::mask_copy;
 use crate::rng::RandomSource;
 use crate::time::Instant;
 use crate::utf8::Utf8Validator;
@@ -986,7 +985,7 @@ impl Connection {
         let (head, n, mask) = self.header(opcode, fin, false, payload.len());
         self.out.extend(&head[..n]);
         match mask {
-            Some(key) => self.out.extend_with(payload.len(), |dst| mask_copy(dst, payload, key)),
+            Some(key) => self.out.extend_masked(payload, key),
             None => self.out.extend(payload),
         }
     }
@@ -1013,7 +1012,7 @@ impl Connection {
         self.out.extend(&head[..n]);
         if payload.len() < COPY_BELOW {
             match mask {
-                Some(key) => self.out.extend_with(payload.len(), |dst| mask_copy(dst, &payload, key)),
+                Some(key) => self.out.extend_masked(&payload, key),
                 None => self.out.extend(&payload),
             }
             return;

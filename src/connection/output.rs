@@ -26,12 +26,10 @@ impl Output {
         self.len += data.len();
     }
 
-    /// Appends `len` bytes produced by `fill` straight into the buffer.
-    pub(crate) fn extend_with(&mut self, len: usize, fill: impl FnOnce(&mut [u8])) {
-        let start = self.tail.len();
-        self.tail.resize(start + len, 0);
-        fill(&mut self.tail[start..]);
-        self.len += len;
+    /// Appends `data` masked with `key`, in one pass (no zero-filling first).
+    pub(crate) fn extend_masked(&mut self, data: &[u8], key: [u8; 4]) {
+        crate::mask::extend_masked(&mut self.tail, data, key, 0);
+        self.len += data.len();
     }
 
     /// Appends `chunk` without copying it.
