@@ -214,3 +214,25 @@ fn ping_flood_with_output_never_taken() {
     conn.close(CloseCode::POLICY_VIOLATION, "not reading").unwrap();
     assert_eq!(conn.state(), ReadyState::Closing);
 }
+
+// Limits set to "unlimited" must not turn a huge announced length into a huge
+// (or impossible) reservation: a header announcing 2^63-1 bytes is accepted as
+// the start of a frame, and only a bounded amount of memory is reserved.
+#[test]
+fn unlimited_limits_and_a_2_pow_63_header() {
+    let _g = SERIAL.lock().unwrap();
+    let config = Config {
+        max_frame_size: usize::MAX,
+        max_message_size: usize::MAX,
+        ..Config::default()
+    };
+    let mut input = vec![0x82, 0xFF, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
+    input.extend_from_slice(&KEY);
+    input.extend_from_slice(&[0u8; 4096]);
+    let (conn, events, peak) = feed(server(config), &input, 4096);
+    eprintln!("peak heap: {peak} bytes");
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(conn.state(), ReadyState::Open);
+    // At most the reservation cap (16 MiB) plus the input chunk.
+    assert!(peak <= (16 << 20) + (64 << 10), "peak heap {peak} bytes");
+}

@@ -26,6 +26,11 @@ pub(crate) enum Item {
     Close(Bytes),
 }
 
+/// The most receive-buffer space reserved ahead of a frame's payload when its
+/// header arrives (the default frame limit); beyond it the buffer grows as
+/// bytes arrive.
+const RESERVE_AHEAD: usize = 16 << 20;
+
 /// A whole message's item; its text was validated as it arrived.
 fn message(kind: DataKind, data: Bytes) -> Item {
     match kind {
@@ -308,16 +313,18 @@ impl Reader {
                 };
                 self.start_frame(&header, config)?;
                 buf.advance(header_len);
-                // The length passed the limits: make room for the whole payload
-                // now, so the buffer is not regrown (and copied) as it arrives.
-                // (A fragmented message's bytes go to the message buffer.)
+                // The length passed the limits: make room for the payload now,
+                // so the buffer is not regrown (and copied) as it arrives, but
+                // never more than RESERVE_AHEAD at once (limits may be set
+                // very high). (A fragmented message's bytes go to the message
+                // buffer.)
                 if header.fin
                     && !header.rsv1
                     && matches!(header.opcode, OpCode::Text | OpCode::Binary)
                     && !config.streaming
                 {
                     let len = usize::try_from(header.payload_len).unwrap_or(usize::MAX);
-                    buf.reserve(len.saturating_sub(buf.len()));
+                    buf.reserve(len.saturating_sub(buf.len()).min(RESERVE_AHEAD));
                 }
                 self.frame = Some(InFrame {
                     opcode: header.opcode,
@@ -487,7 +494,13 @@ impl Reader {
         {
             return Ok(None);
         }
-        let end = header_len + h.payload_len as usize; // at most the limit, so no overflow
+        // Whole frame present? (Checked without overflow, whatever the limits.)
+        let Some(end) = usize::try_from(h.payload_len)
+            .ok()
+            .and_then(|len| len.checked_add(header_len))
+        else {
+            return Ok(None);
+        };
         if end > buf.len() {
             return Ok(None);
         }
