@@ -302,20 +302,8 @@ impl<S: Read + Write> WebSocket<S> {
         loop {
             match self.read()? {
                 Event::Open { response, .. } => return Ok(response),
-                Event::Request(req) => match decide(&req, true) {
-                    Ok(accept) => self.conn.accept(accept)?,
-                    Err(resp) => self.conn.reject(resp)?,
-                },
-                Event::HttpRequest(req) => {
-                    let resp = match decide(&req, false) {
-                        Err(resp) => resp,
-                        // Not an upgrade: it cannot be accepted (RFC 6455 §4.2.2 asks for 426 and the version).
-                        Ok(_) => HttpResponse::new(426)
-                            .header("Upgrade", "websocket")
-                            .header("Sec-WebSocket-Version", "13"),
-                    };
-                    self.conn.reject(resp)?;
-                }
+                Event::Request(req) => self.conn.answer_request(true, decide(&req, true))?,
+                Event::HttpRequest(req) => self.conn.answer_request(false, decide(&req, false))?,
                 Event::Closed(_) => return Err(Error::NotUpgraded),
                 _ => {}
             }

@@ -490,20 +490,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> WebSocketStream<T> {
             let conn = &mut self.driver.conn;
             match event {
                 Event::Open { response, .. } => return Ok(response),
-                Event::Request(req) => match decide(&req, true) {
-                    Ok(accept) => conn.accept(accept)?,
-                    Err(resp) => conn.reject(resp)?,
-                },
-                Event::HttpRequest(req) => {
-                    let resp = match decide(&req, false) {
-                        Err(resp) => resp,
-                        // Not an upgrade: it cannot be accepted (RFC 6455 §4.2.2 asks for 426 and the version).
-                        Ok(_) => HttpResponse::new(426)
-                            .header("Upgrade", "websocket")
-                            .header("Sec-WebSocket-Version", "13"),
-                    };
-                    conn.reject(resp)?;
-                }
+                Event::Request(req) => conn.answer_request(true, decide(&req, true))?,
+                Event::HttpRequest(req) => conn.answer_request(false, decide(&req, false))?,
                 Event::Closed(_) => return Err(failure.unwrap_or(Error::NotUpgraded)),
                 _ => {}
             }

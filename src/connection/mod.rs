@@ -709,6 +709,27 @@ impl Connection {
         Ok(())
     }
 
+    /// Carries out the application's decision on a surfaced request, for
+    /// drivers: accept an upgrade, or send the response. A plain HTTP
+    /// request (`upgrade == false`) cannot be accepted; "accept" then answers
+    /// 426 with the supported version (RFC 6455 §4.2.2, §4.4).
+    #[cfg(feature = "std")]
+    pub(crate) fn answer_request(
+        &mut self,
+        upgrade: bool,
+        decision: Result<Accept, HttpResponse>,
+    ) -> Result<(), Error> {
+        match (upgrade, decision) {
+            (true, Ok(accept)) => self.accept(accept),
+            (_, Err(response)) => self.reject(response),
+            (false, Ok(_)) => self.reject(
+                HttpResponse::new(426)
+                    .header("Upgrade", "websocket")
+                    .header("Sec-WebSocket-Version", "13"),
+            ),
+        }
+    }
+
     // ----- sending -----------------------------------------------------------
 
     fn check_can_send_data(&self) -> Result<(), Error> {
