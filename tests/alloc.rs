@@ -115,7 +115,7 @@ fn idle_open_connection_footprint() {
     let _g = SERIAL.lock().unwrap();
     let request = b"GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
-    let before = alloc_count::current();
+    let before = alloc_count::bytes_this_thread();
     let mut conn = Connection::server(Config::default());
     conn.receive(request);
     while let Some(e) = conn.poll_event() {
@@ -126,7 +126,8 @@ fn idle_open_connection_footprint() {
     while let Some(chunk) = conn.poll_transmit() {
         black_box(chunk);
     }
-    let heap = alloc_count::current() - before;
+    // Counted on this thread only: other test threads starting meanwhile do not count.
+    let heap = (alloc_count::bytes_this_thread() - before) as usize;
     let total = heap + std::mem::size_of::<Connection>();
     eprintln!(
         "idle server connection: {} bytes struct + {heap} bytes heap = {total}",
@@ -134,9 +135,10 @@ fn idle_open_connection_footprint() {
     );
     assert!(total <= 1024, "idle OPEN server connection holds {total} bytes");
 
-    let before = alloc_count::current();
+    let before = alloc_count::bytes_this_thread();
     let conn = Connection::open_with_rng(Role::Client, Config::default(), ChaCha20Rng::from_seed([0; 32]));
-    let heap = alloc_count::current() - before;
+    // Counted on this thread only: other test threads starting meanwhile do not count.
+    let heap = (alloc_count::bytes_this_thread() - before) as usize;
     let total = heap + std::mem::size_of::<Connection>();
     eprintln!("idle client connection: {total} bytes");
     assert!(total <= 1024, "idle OPEN client connection holds {total} bytes");

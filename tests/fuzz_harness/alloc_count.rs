@@ -12,6 +12,12 @@ static COUNT: AtomicUsize = AtomicUsize::new(0);
 std::thread_local! {
     /// Allocations made by this thread (other test threads don't disturb it).
     static THREAD_COUNT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Net bytes allocated minus freed by this thread.
+    static THREAD_BYTES: std::cell::Cell<isize> = const { std::cell::Cell::new(0) };
+}
+
+fn thread_bytes(delta: isize) {
+    let _ = THREAD_BYTES.try_with(|b| b.set(b.get() + delta));
 }
 
 fn count_one() {
@@ -32,6 +38,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
             let now = CURRENT.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
             PEAK.fetch_max(now, Ordering::Relaxed);
             count_one();
+            thread_bytes(layout.size() as isize);
         }
         p
     }
@@ -40,12 +47,14 @@ unsafe impl GlobalAlloc for CountingAlloc {
         // SAFETY: same contract as the caller's.
         unsafe { System.dealloc(ptr, layout) };
         CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
+        thread_bytes(-(layout.size() as isize));
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: same contract as the caller's.
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         if !p.is_null() {
+            thread_bytes(new_size as isize - layout.size() as isize);
             if new_size >= layout.size() {
                 let now = CURRENT.fetch_add(new_size - layout.size(), Ordering::Relaxed) + new_size - layout.size();
                 PEAK.fetch_max(now, Ordering::Relaxed);
@@ -83,4 +92,9 @@ pub fn count() -> usize {
 /// Allocations (and reallocations) made by the calling thread so far.
 pub fn count_this_thread() -> usize {
     THREAD_COUNT.with(|c| c.get())
+}
+
+/// Net heap bytes allocated (minus freed) by the calling thread so far.
+pub fn bytes_this_thread() -> isize {
+    THREAD_BYTES.with(|b| b.get())
 }
