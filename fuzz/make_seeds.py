@@ -107,3 +107,7 @@ for name in ["fragments", "fragments-split-char", "binary-fragments", "invalid-u
 # Structured inputs (flags bit 1): bytes that `arbitrary` turns into frame lists.
 for i, n in enumerate([64, 256, 1024, 4096]):
     write("differential", "structured-random-%d" % i, bytes([2 | (i & 1)]) + bytes(rng.randrange(256) for _ in range(n)))
+# deflate: two parameter sets, flags, then operations `arbitrary` decodes;
+# random bytes of several sizes (the fuzzer finds the structure from there).
+for i, n in enumerate([32, 128, 512, 2048, 8192]):
+    write("deflate", "random-%d" % i, bytes(rng.randrange(256) for _ in range(n)))

@@ -65,3 +65,9 @@ fn roundtrip_corpus() {
 fn differential_corpus() {
     assert!(replay("differential", fuzz_harness::differential::differential) > 0);
 }
+
+#[cfg(feature = "deflate")]
+#[test]
+fn deflate_corpus() {
+    assert!(replay("deflate", fuzz_harness::deflate::deflate) > 0);
+}

@@ -8,6 +8,8 @@
 #![allow(dead_code)]
 
 pub mod alloc_count;
+#[cfg(feature = "deflate")]
+pub mod deflate;
 pub mod differential;
 pub mod wire;
 

@@ -1,0 +1,327 @@
+//! `deflate`: two machines that negotiated permessage-deflate (RFC 7692)
+//! with parameters chosen by the fuzzer, so the inflate path meets both
+//! honest and hostile compressed payloads.
+//!
+//! While the bytes in transit are untouched, every message the sender sends
+//! (whole or fragmented, compressed or not) must arrive unchanged. Once the
+//! fuzzer corrupts a byte in transit or injects a frame of its own, only the
+//! safety invariants hold: no panic, heap within the limits plus a constant,
+//! a failure carries a close code for what was wrong (1002, 1007 or 1009),
+//! the receiver's output parses as frames for its role, and nothing is
+//! emitted after CLOSED.
+
+use super::{alloc_count, small_config, wire};
+use arbitrary::{Arbitrary, Unstructured};
+use wsmachine::deflate::DeflateConfig;
+use wsmachine::rng::ChaCha20Rng;
+use wsmachine::{
+    Accept, ClientRequest, CloseCode, Compression, Config, Connection, DataKind, Error, Event, Message, ReadyState,
+    Role,
+};
+
+/// The fuzzer's choice of one side's permessage-deflate settings.
+#[derive(Arbitrary, Debug)]
+struct Params {
+    server_bits: u8,
+    client_bits: u8,
+    server_nct: bool,
+    client_nct: bool,
+    level: u8,
+    threshold: u16,
+}
+
+impl Params {
+    fn config(&self) -> DeflateConfig {
+        DeflateConfig {
+            server_max_window_bits: 8 + self.server_bits % 8,
+            client_max_window_bits: 8 + self.client_bits % 8,
+            server_no_context_takeover: self.server_nct,
+            client_no_context_takeover: self.client_nct,
+            level: self.level % 10,
+            threshold: usize::from(self.threshold % 512),
+        }
+    }
+}
+
+#[derive(Arbitrary, Debug)]
+enum Op {
+    /// A whole message from the sender.
+    Send {
+        text: bool,
+        body: Vec<u8>,
+        compression: u8,
+    },
+    /// A message in fragments cut at these sizes.
+    Fragmented {
+        text: bool,
+        body: Vec<u8>,
+        cuts: Vec<u8>,
+        compression: u8,
+    },
+    Ping(Vec<u8>),
+    /// Hand this many bytes in transit to the receiver.
+    Deliver(u16),
+    /// Flip bits of one byte in transit (from here on, only the safety
+    /// invariants are checked).
+    Corrupt {
+        at: u16,
+        xor: u8,
+    },
+    /// A frame of the fuzzer's own after what is in transit (RSV1 is the
+    /// "compressed" bit).
+    Inject {
+        opcode: u8,
+        fin: bool,
+        rsv: u8,
+        payload: Vec<u8>,
+    },
+}
+
+fn compression(c: u8) -> Compression {
+    match c % 3 {
+        0 => Compression::Auto,
+        1 => Compression::On,
+        _ => Compression::Off,
+    }
+}
+
+/// A client and a server after a handshake in which the client offered
+/// `offer` and the server accepted with `answer` (deflate may still have been
+/// declined, for example for an unanswerable window); both OPEN.
+fn open_pair(config: &Config, offer: DeflateConfig, answer: DeflateConfig) -> (Connection, Connection) {
+    let request = ClientRequest::new("localhost", 80, "/").deflate(offer);
+    let mut client = Connection::client_with_rng(request, config.clone(), ChaCha20Rng::from_seed([5; 32])).unwrap();
+    let mut server = Connection::server(config.clone());
+    while let Some(chunk) = client.poll_transmit() {
+        server.receive(&chunk);
+    }
+    match server.poll_event() {
+        Some(Event::Request(_)) => server.accept(Accept::new().deflate(answer)).unwrap(),
+        other => panic!("expected a request, got {other:?}"),
+    }
+    assert!(matches!(server.poll_event(), Some(Event::Open { .. })));
+    while let Some(chunk) = server.poll_transmit() {
+        client.receive(&chunk);
+    }
+    assert!(matches!(client.poll_event(), Some(Event::Open { .. })));
+    assert_eq!((client.state(), server.state()), (ReadyState::Open, ReadyState::Open));
+    // Both sides use deflate or neither; what each compresses with fits what
+    // the other inflates with. A client may keep its own promises beyond the
+    // answer (a smaller window it offered, client_no_context_takeover).
+    match (client.deflate(), server.deflate()) {
+        (None, None) => {}
+        (Some(c), Some(s)) => {
+            assert!(c.client_max_window_bits <= s.client_max_window_bits, "{c:?} vs {s:?}");
+            assert!(s.server_max_window_bits <= c.server_max_window_bits, "{c:?} vs {s:?}");
+            assert!(
+                c.client_no_context_takeover >= s.client_no_context_takeover,
+                "{c:?} vs {s:?}"
+            );
+            assert_eq!(c.server_no_context_takeover, s.server_no_context_takeover);
+        }
+        (c, s) => panic!("one side uses deflate: client {c:?}, server {s:?}"),
+    }
+    (client, server)
+}
+
+pub fn deflate(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let Ok(offer) = u.arbitrary::<Params>() else { return };
+    let Ok(answer) = u.arbitrary::<Params>() else { return };
+    let streaming = u.arbitrary::<bool>().unwrap_or(false);
+    let client_sends = u.arbitrary::<bool>().unwrap_or(true);
+    let ops: Vec<Op> = u.arbitrary().unwrap_or_default();
+
+    let config = small_config(streaming);
+    // Two machines, each with a compressor and a decompressor (zlib state
+    // and windows, a few hundred KiB at most) on top of the core bound.
+    let bound = 2 * (4 * (config.max_message_size + config.max_output_buffer + config.max_frame_size) + (2 << 20));
+    let baseline = alloc_count::current();
+    let (mut client, mut server) = open_pair(&config, offer.config(), answer.config());
+    let (tx, rx, rx_role) = if client_sends {
+        (&mut client, &mut server, Role::Server)
+    } else {
+        (&mut server, &mut client, Role::Client)
+    };
+    let sender_mask = (rx_role == Role::Server).then_some([7, 1, 9, 3]);
+
+    let mut in_transit: Vec<u8> = Vec::new();
+    let mut expected: Vec<(DataKind, Vec<u8>)> = Vec::new();
+    let mut got: Vec<(DataKind, Vec<u8>)> = Vec::new();
+    let mut partial: Option<(DataKind, Vec<u8>)> = None; // streaming
+    let mut hostile = false;
+    let mut rx_checker = wire::FrameChecker::new(rx_role);
+    let mut rx_state = rx.state();
+    let mut rx_closed_output: Option<usize> = None;
+    let mut rx_output = 0usize;
+
+    for op in ops {
+        match op {
+            Op::Send {
+                text,
+                body,
+                compression: c,
+            } => {
+                if body.len() > 60_000 {
+                    continue;
+                }
+                let (kind, body, msg) = if text {
+                    let t = String::from_utf8_lossy(&body).into_owned();
+                    (DataKind::Text, t.clone().into_bytes(), Message::Text(t.into()))
+                } else {
+                    (DataKind::Binary, body.clone(), Message::Binary(body.into()))
+                };
+                if tx.send_with(msg, compression(c)).is_ok() {
+                    expected.push((kind, body));
+                }
+            }
+            Op::Fragmented {
+                text,
+                body,
+                cuts,
+                compression: c,
+            } => {
+                if body.len() > 60_000 {
+                    continue;
+                }
+                let (kind, body) = if text {
+                    (DataKind::Text, String::from_utf8_lossy(&body).into_owned().into_bytes())
+                } else {
+                    (DataKind::Binary, body)
+                };
+                let mut rest = &body[..];
+                let mut ok = true;
+                for cut in cuts.iter().take(16) {
+                    let n = usize::from(*cut).min(rest.len());
+                    let (a, b) = rest.split_at(n);
+                    ok &= tx.send_fragment_with(kind, a, false, compression(c)).is_ok();
+                    rest = b;
+                }
+                ok &= tx.send_fragment_with(kind, rest, true, compression(c)).is_ok();
+                assert!(ok || hostile, "sending fragments failed on a healthy connection");
+                if ok {
+                    expected.push((kind, body));
+                }
+            }
+            Op::Ping(mut p) => {
+                p.truncate(125);
+                let _ = tx.ping(&p);
+            }
+            Op::Deliver(n) => {
+                while let Some(chunk) = tx.poll_transmit() {
+                    in_transit.extend_from_slice(&chunk);
+                }
+                let n = usize::from(n).max(1).min(in_transit.len());
+                let chunk: Vec<u8> = in_transit.drain(..n).collect();
+                rx.receive(&chunk);
+            }
+            Op::Corrupt { at, xor } => {
+                while let Some(chunk) = tx.poll_transmit() {
+                    in_transit.extend_from_slice(&chunk);
+                }
+                if !in_transit.is_empty() && xor != 0 {
+                    let i = usize::from(at) % in_transit.len();
+                    in_transit[i] ^= xor;
+                    hostile = true;
+                }
+            }
+            Op::Inject {
+                opcode,
+                fin,
+                rsv,
+                payload,
+            } => {
+                while let Some(chunk) = tx.poll_transmit() {
+                    in_transit.extend_from_slice(&chunk);
+                }
+                in_transit.extend_from_slice(&wire::frame(opcode & 0xF, fin, rsv & 7, sender_mask, &payload));
+                hostile = true;
+            }
+        }
+        // The transport takes whatever the sender queued.
+        while let Some(chunk) = tx.poll_transmit() {
+            in_transit.extend_from_slice(&chunk);
+        }
+        // The receiver: events, then what it answers (pongs, close).
+        while let Some(e) = rx.poll_event() {
+            rx_checker.event(&e);
+            if collect(&e, &mut got, &mut partial) {
+                continue;
+            }
+            match e {
+                Event::Error(Error::Protocol(p)) => {
+                    assert!(hostile, "a healthy stream failed: {p}");
+                    let code = p.close_code();
+                    assert!(
+                        matches!(
+                            code,
+                            CloseCode::PROTOCOL_ERROR | CloseCode::INVALID_PAYLOAD | CloseCode::MESSAGE_TOO_BIG
+                        ),
+                        "{p} maps to {code:?}"
+                    );
+                }
+                Event::Error(other) => panic!("unexpected error event {other:?}"),
+                Event::Ping(_) => {}
+                Event::Pong(_) | Event::Close(_) | Event::Closed(_) => {
+                    assert!(hostile, "{e:?} on a healthy stream");
+                }
+                other => panic!("unexpected event {other:?}"),
+            }
+        }
+        while let Some(chunk) = rx.poll_transmit() {
+            rx_output += chunk.len();
+            rx_checker.feed(&chunk);
+        }
+        let s = rx.state();
+        assert!(s >= rx_state, "state moved backwards: {rx_state:?} -> {s:?}");
+        rx_state = s;
+        if s == ReadyState::Closed {
+            match rx_closed_output {
+                None => rx_closed_output = Some(rx_output),
+                Some(n) => assert_eq!(n, rx_output, "bytes emitted after CLOSED"),
+            }
+        }
+        let heap = alloc_count::current().saturating_sub(baseline);
+        assert!(heap <= bound, "heap {heap} above the bound {bound}");
+    }
+
+    if hostile {
+        return;
+    }
+    // Healthy to the end: everything in flight arrives, unchanged, in order.
+    while let Some(chunk) = tx.poll_transmit() {
+        in_transit.extend_from_slice(&chunk);
+    }
+    rx.receive(&in_transit);
+    while let Some(e) = rx.poll_event() {
+        assert!(
+            collect(&e, &mut got, &mut partial) || matches!(e, Event::Ping(_)),
+            "unexpected event {e:?}"
+        );
+    }
+    assert!(partial.is_none(), "a streamed message did not end");
+    assert_eq!(got, expected);
+    assert_eq!(rx.state(), ReadyState::Open);
+}
+
+/// Adds a data event to the messages received (joining streamed fragments);
+/// false for any other event.
+fn collect(e: &Event, got: &mut Vec<(DataKind, Vec<u8>)>, partial: &mut Option<(DataKind, Vec<u8>)>) -> bool {
+    match e {
+        Event::Text(t) => got.push((DataKind::Text, t.as_bytes().to_vec())),
+        Event::Binary(b) => got.push((DataKind::Binary, b.to_vec())),
+        Event::Fragment(f) => {
+            assert_eq!(f.first, partial.is_none(), "first flag of a streamed piece");
+            let (kind, mut buf) = partial.take().unwrap_or((f.kind, Vec::new()));
+            assert_eq!(kind, f.kind, "kind changed inside a message");
+            buf.extend_from_slice(&f.data);
+            if f.fin {
+                got.push((kind, buf));
+            } else {
+                *partial = Some((kind, buf));
+            }
+        }
+        _ => return false,
+    }
+    true
+}
