@@ -24,8 +24,10 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+// portable-atomic: the same as core::sync::atomic where the target has
+// compare-and-swap; emulated in a critical section on thumbv6m.
 use linked_list_allocator::Heap;
+use portable_atomic::{AtomicBool, AtomicU8, Ordering};
 
 /// Who an allocation is charged to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

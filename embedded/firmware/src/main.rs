@@ -49,7 +49,10 @@ fn stack_used() -> usize {
 
 #[entry]
 fn main() -> ! {
-    hprintln!("wsmachine on thumbv7em-none-eabihf: handshake, echo, ping, close over in-memory pipes");
+    hprintln!(
+        "wsmachine on {}: handshake, echo, ping, close over in-memory pipes",
+        env!("FIRMWARE_TARGET")
+    );
     match run_echo(SEED, Some(&HEAP)) {
         Ok(report) => {
             hprintln!("{}", report);
