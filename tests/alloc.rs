@@ -1,6 +1,6 @@
 //! Allocation behaviour, measured with a counting allocator: no heap
 //! allocation per message in steady state (unfragmented receive, and send),
-//! and the footprint of an idle OPEN connection.
+//! the footprint of an idle OPEN connection, and `shrink_buffers`.
 
 #[path = "fuzz_harness/alloc_count.rs"]
 mod alloc_count;
@@ -143,4 +143,68 @@ fn idle_open_connection_footprint() {
     eprintln!("idle client connection: {total} bytes");
     assert!(total <= 1024, "idle OPEN client connection holds {total} bytes");
     drop(conn);
+}
+
+/// Heap held by `conn`'s thread since `before`, in bytes.
+fn held_since(before: isize) -> isize {
+    alloc_count::bytes_this_thread() - before
+}
+
+// Buffers keep their high-water size (no allocation per message), and
+// `shrink_buffers` gives it back: after a 1 MiB message each way the
+// connection returns to within a few hundred bytes of its idle footprint.
+#[test]
+fn shrink_buffers_returns_to_the_idle_footprint() {
+    let _g = SERIAL.lock().unwrap();
+    let before = alloc_count::bytes_this_thread();
+    let mut conn = Connection::open_with_rng(Role::Client, Config::default(), ChaCha20Rng::from_seed([0; 32]));
+    let idle = held_since(before);
+    // Received: 1 MiB in one frame from the server, delivered and dropped.
+    let big = vec![7u8; 1 << 20];
+    let frame = wire::frame(0x2, true, 0, None, &big);
+    for chunk in frame.chunks(16 << 10) {
+        conn.receive(chunk);
+    }
+    match conn.poll_event() {
+        Some(Event::Binary(b)) => assert_eq!(b.len(), 1 << 20),
+        other => panic!("expected the message, got {other:?}"),
+    }
+    // Sent: 1 MiB, masked into the output queue, then taken.
+    conn.send_binary(&big).unwrap();
+    while let Some(chunk) = conn.poll_transmit() {
+        black_box(chunk);
+    }
+    drop((big, frame));
+    let grown = held_since(before);
+    assert!(grown >= idle + (1 << 20), "the buffers kept their size: {grown} B");
+    conn.shrink_buffers();
+    let shrunk = held_since(before);
+    eprintln!("client connection heap: idle {idle} B, after 1 MiB each way {grown} B, shrunk {shrunk} B");
+    assert!(shrunk <= idle + 512, "after shrink_buffers {shrunk} B (idle {idle} B)");
+    drop(conn);
+}
+
+// What is still buffered survives: half a frame in, shrink, the rest in,
+// the message is whole; queued output is kept byte for byte.
+#[test]
+fn shrink_buffers_keeps_what_is_buffered() {
+    let _g = SERIAL.lock().unwrap();
+    let mut conn = server();
+    let payload: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let frame = wire::frame(0x2, true, 0, Some([1, 2, 3, 4]), &payload);
+    let (a, b) = frame.split_at(60_001);
+    conn.receive(a);
+    assert!(conn.poll_event().is_none());
+    conn.send_binary(b"queued before the shrink").unwrap();
+    conn.shrink_buffers();
+    conn.receive(b);
+    match conn.poll_event() {
+        Some(Event::Binary(got)) => assert_eq!(&got[..], &payload[..]),
+        other => panic!("expected the message, got {other:?}"),
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = conn.poll_transmit() {
+        out.extend_from_slice(&chunk);
+    }
+    assert_eq!(out, wire::frame(0x2, true, 0, None, b"queued before the shrink"));
 }

@@ -262,6 +262,30 @@ impl Connection {
         self.out.len()
     }
 
+    /// Gives back the spare capacity of the receive buffer, the output queue
+    /// and the event queue.
+    ///
+    /// These buffers keep their high-water size, so that steady traffic
+    /// allocates nothing per message. After a burst of large messages, a
+    /// server holding many connections can call this (for example when a
+    /// connection goes quiet) to return to the idle footprint. Bytes still
+    /// buffered (a partial frame, unsent output) are kept, moved into
+    /// buffers of their size; messages already handed out own their memory
+    /// and are not affected. Costs a copy of what is buffered.
+    ///
+    /// ```
+    /// use wsmachine::{Config, Connection, Role};
+    /// let mut conn = Connection::open(Role::Server, Config::default());
+    /// conn.send_binary(&vec![0u8; 1 << 20]).unwrap();
+    /// while conn.poll_transmit().is_some() {}
+    /// conn.shrink_buffers(); // the 1 MiB output buffer is freed
+    /// ```
+    pub fn shrink_buffers(&mut self) {
+        self.inbuf = output::shrunk(&self.inbuf);
+        self.out.shrink();
+        self.events.shrink_to_fit();
+    }
+
     // ----- input -----------------------------------------------------------
 
     /// Feeds bytes read from the transport, in any chunking. Never blocks,

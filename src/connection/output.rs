@@ -77,6 +77,13 @@ impl Output {
         Some(chunk)
     }
 
+    /// Gives back spare capacity: the growing tail moves into a buffer of
+    /// its size (none when empty), the chunk list is trimmed.
+    pub(crate) fn shrink(&mut self) {
+        self.tail = shrunk(&self.tail);
+        self.chunks.shrink_to_fit();
+    }
+
     /// Marks the first `n` queued bytes as written. `n` larger than what is
     /// queued is clamped.
     pub(crate) fn consume(&mut self, mut n: usize) {
@@ -103,6 +110,18 @@ impl Output {
             self.tail.clear();
         }
     }
+}
+
+/// A copy of `buf` in a buffer of exactly its size (no allocation when empty).
+/// Copied even when its capacity looks exact: a `BytesMut` left by `split`
+/// can show no spare capacity while it keeps a large allocation alive.
+pub(crate) fn shrunk(buf: &BytesMut) -> BytesMut {
+    if buf.is_empty() {
+        return BytesMut::new();
+    }
+    let mut b = BytesMut::with_capacity(buf.len());
+    b.extend_from_slice(buf);
+    b
 }
 
 #[cfg(test)]

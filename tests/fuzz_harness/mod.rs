@@ -239,6 +239,8 @@ pub enum Op {
     TakeOutput(u16),
     Eof,
     Events,
+    /// `shrink_buffers`: what is buffered must survive it.
+    Shrink,
 }
 
 /// `connection_server` / `connection_client`: an OPEN machine driven by an
@@ -313,6 +315,10 @@ pub fn connection(role: Role, data: &[u8]) {
                 checker.feed(&taken);
             }
             Op::Eof => conn.receive_eof(),
+            Op::Shrink => {
+                conn.shrink_buffers();
+                assert_eq!(conn.buffered_amount(), before, "shrinking changed the output");
+            }
             Op::Events => {
                 while let Some(e) = conn.poll_event() {
                     checker.event(&e);
