@@ -35,35 +35,44 @@ use core::mem::MaybeUninit;
 /// ```
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     let key = rotate(key, offset);
+    if buf.len() < AVX2_MIN {
+        // Short payloads (most messages): 8 bytes at a time, inlined; no
+        // key widening, no feature check, no call.
+        xor_words(buf, key);
+        return;
+    }
     // Whole blocks through the vector loop; the tail (under one block, which
-    // starts at key position 0 again) 4 bytes at a time.
+    // starts at key position 0 again) 8 bytes at a time.
     let (blocks, tail) = buf.split_at_mut(buf.len() - buf.len() % BLOCK);
-    if !blocks.is_empty() {
-        let wide = widen(key);
-        #[cfg(all(feature = "std", any(target_arch = "x86", target_arch = "x86_64"), not(miri)))]
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above), the only
-            // requirement of calling a function compiled with it enabled.
-            unsafe { xor_avx2(blocks, &wide) };
-        } else {
-            xor_in_place(blocks, &wide);
-        }
-        #[cfg(not(all(feature = "std", any(target_arch = "x86", target_arch = "x86_64"), not(miri))))]
+    let wide = widen(key);
+    #[cfg(all(feature = "std", any(target_arch = "x86", target_arch = "x86_64"), not(miri)))]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above), the only
+        // requirement of calling a function compiled with it enabled.
+        unsafe { xor_avx2(blocks, &wide) };
+    } else {
         xor_in_place(blocks, &wide);
     }
+    #[cfg(not(all(feature = "std", any(target_arch = "x86", target_arch = "x86_64"), not(miri))))]
+    xor_in_place(blocks, &wide);
     xor_words(tail, key);
 }
 
-/// XORs a short buffer with `key` a 32-bit word at a time.
+/// Below this many bytes [`apply_mask`] skips the block loop (measured with
+/// callgrind: 125-byte payloads took 168 instructions to unmask through it).
+const AVX2_MIN: usize = 256;
+
+/// XORs a short buffer with `key` (starting at key position 0) 8 bytes at a
+/// time.
 #[inline(always)]
 fn xor_words(buf: &mut [u8], key: [u8; 4]) {
-    let word = u32::from_ne_bytes(key);
-    let mut words = buf.chunks_exact_mut(4);
+    let word = u64::from_ne_bytes([key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]]);
+    let mut words = buf.chunks_exact_mut(8);
     for w in &mut words {
-        let v = u32::from_ne_bytes([w[0], w[1], w[2], w[3]]) ^ word;
+        let v = u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]) ^ word;
         w.copy_from_slice(&v.to_ne_bytes());
     }
-    for (b, k) in words.into_remainder().iter_mut().zip(key.iter()) {
+    for (b, k) in words.into_remainder().iter_mut().zip(key.iter().cycle()) {
         *b ^= *k;
     }
 }
@@ -196,11 +205,12 @@ mod tests {
     #[test]
     fn matches_the_rfc_definition_at_every_length_and_offset() {
         let key = [0xde, 0xad, 0xbe, 0xef];
-        // Every length through two blocks, then a few long ones (fewer under miri, which is slow).
+        // Every length through the short path and two blocks past it, then a
+        // few long ones (fewer under miri, which is slow).
         let lens: Vec<usize> = if cfg!(miri) {
-            (0..140).collect()
+            (0..140).chain([255, 256, 257, 300, 321]).collect()
         } else {
-            (0..200).chain([255, 256, 257, 1000, 4099]).collect()
+            (0..AVX2_MIN + 2 * BLOCK + 1).chain([1000, 4099]).collect()
         };
         for len in lens {
             for offset in 0..8 {
