@@ -15,8 +15,8 @@ use arbitrary::{Arbitrary, Unstructured};
 use wsmachine::deflate::DeflateConfig;
 use wsmachine::rng::ChaCha20Rng;
 use wsmachine::{
-    Accept, ClientRequest, CloseCode, Compression, Config, Connection, DataKind, Error, Event, Message, ReadyState,
-    Role,
+    Accept, ClientRequest, CloseCode, Compression, Config, Connection, DataKind, Error, Event, Message, ProtocolError,
+    ReadyState, Role,
 };
 
 /// The fuzzer's choice of one side's permessage-deflate settings.
@@ -59,6 +59,14 @@ enum Op {
         compression: u8,
     },
     Ping(Vec<u8>),
+    /// A message of one repeated byte, 1 KiB to 320 KiB, compressed: small on
+    /// the wire, possibly past the receiver's message limit once inflated
+    /// (then it must fail with 1009 before the memory is reserved; so must
+    /// a frame past the frame limit, at level 0).
+    Large {
+        byte: u8,
+        kib: u16,
+    },
     /// Hand this many bytes in transit to the receiver.
     Deliver(u16),
     /// Flip bits of one byte in transit (from here on, only the safety
@@ -88,10 +96,15 @@ fn compression(c: u8) -> Compression {
 /// A client and a server after a handshake in which the client offered
 /// `offer` and the server accepted with `answer` (deflate may still have been
 /// declined, for example for an unanswerable window); both OPEN.
-fn open_pair(config: &Config, offer: DeflateConfig, answer: DeflateConfig) -> (Connection, Connection) {
+fn open_pair(
+    client_config: Config,
+    server_config: Config,
+    offer: DeflateConfig,
+    answer: DeflateConfig,
+) -> (Connection, Connection) {
     let request = ClientRequest::new("localhost", 80, "/").deflate(offer);
-    let mut client = Connection::client_with_rng(request, config.clone(), ChaCha20Rng::from_seed([5; 32])).unwrap();
-    let mut server = Connection::server(config.clone());
+    let mut client = Connection::client_with_rng(request, client_config, ChaCha20Rng::from_seed([5; 32])).unwrap();
+    let mut server = Connection::server(server_config);
     while let Some(chunk) = client.poll_transmit() {
         server.receive(&chunk);
     }
@@ -132,12 +145,25 @@ pub fn deflate(data: &[u8]) {
     let client_sends = u.arbitrary::<bool>().unwrap_or(true);
     let ops: Vec<Op> = u.arbitrary().unwrap_or_default();
 
+    // The receiver has the small limits; the sender may queue and send
+    // messages past them (Op::Large).
     let config = small_config(streaming);
+    let tx_config = Config {
+        max_message_size: 2 << 20,
+        max_output_buffer: 4 << 20,
+        ..config.clone()
+    };
     // Two machines, each with a compressor and a decompressor (zlib state
-    // and windows, a few hundred KiB at most) on top of the core bound.
-    let bound = 2 * (4 * (config.max_message_size + config.max_output_buffer + config.max_frame_size) + (2 << 20));
+    // and windows, a few hundred KiB at most) on top of the core bound, and
+    // the sender's large message with its compressed copy.
+    let bound =
+        2 * (4 * (config.max_message_size + config.max_output_buffer + config.max_frame_size) + (2 << 20)) + (8 << 20);
     let baseline = alloc_count::current();
-    let (mut client, mut server) = open_pair(&config, offer.config(), answer.config());
+    let (mut client, mut server) = if client_sends {
+        open_pair(tx_config, config.clone(), offer.config(), answer.config())
+    } else {
+        open_pair(config.clone(), tx_config, offer.config(), answer.config())
+    };
     let (tx, rx, rx_role) = if client_sends {
         (&mut client, &mut server, Role::Server)
     } else {
@@ -149,7 +175,11 @@ pub fn deflate(data: &[u8]) {
     let mut expected: Vec<(DataKind, Vec<u8>)> = Vec::new();
     let mut got: Vec<(DataKind, Vec<u8>)> = Vec::new();
     let mut partial: Option<(DataKind, Vec<u8>)> = None; // streaming
-    let mut hostile = false;
+    // Bytes in transit were corrupted or a frame injected: from here on
+    // only the safety invariants hold.
+    let mut tampered = false;
+    // A message past the receiver's limit was sent: it must fail with 1009.
+    let mut too_big = false;
     let mut rx_checker = wire::FrameChecker::new(rx_role);
     let mut rx_state = rx.state();
     let mut rx_closed_output: Option<usize> = None;
@@ -198,9 +228,25 @@ pub fn deflate(data: &[u8]) {
                     rest = b;
                 }
                 ok &= tx.send_fragment_with(kind, rest, true, compression(c)).is_ok();
-                assert!(ok || hostile, "sending fragments failed on a healthy connection");
+                assert!(ok, "sending fragments failed on a healthy connection");
                 if ok {
                     expected.push((kind, body));
+                }
+            }
+            Op::Large { byte, kib } => {
+                // Up to 320 KiB: past the receiver's 256 KiB limit, cheap enough
+                // to compress at every level.
+                let body = wsmachine::Bytes::from(vec![byte; (usize::from(kib) % 320 + 1) << 10]);
+                let queued = tx.buffered_amount();
+                if tx.send_with(Message::Binary(body.clone()), Compression::On).is_ok() {
+                    // Past the message limit once inflated, or (at level 0,
+                    // stored blocks) a frame past the frame limit.
+                    let frame = tx.buffered_amount() - queued;
+                    if body.len() > config.max_message_size || frame > config.max_frame_size {
+                        too_big = true;
+                    } else {
+                        expected.push((DataKind::Binary, body.to_vec()));
+                    }
                 }
             }
             Op::Ping(mut p) => {
@@ -222,7 +268,7 @@ pub fn deflate(data: &[u8]) {
                 if !in_transit.is_empty() && xor != 0 {
                     let i = usize::from(at) % in_transit.len();
                     in_transit[i] ^= xor;
-                    hostile = true;
+                    tampered = true;
                 }
             }
             Op::Inject {
@@ -235,7 +281,7 @@ pub fn deflate(data: &[u8]) {
                     in_transit.extend_from_slice(&chunk);
                 }
                 in_transit.extend_from_slice(&wire::frame(opcode & 0xF, fin, rsv & 7, sender_mask, &payload));
-                hostile = true;
+                tampered = true;
             }
         }
         // The transport takes whatever the sender queued.
@@ -250,7 +296,16 @@ pub fn deflate(data: &[u8]) {
             }
             match e {
                 Event::Error(Error::Protocol(p)) => {
-                    assert!(hostile, "a healthy stream failed: {p}");
+                    assert!(tampered || too_big, "a healthy stream failed: {p}");
+                    if !tampered {
+                        assert!(
+                            matches!(
+                                p,
+                                ProtocolError::MessageTooLarge { .. } | ProtocolError::FrameTooLarge { .. }
+                            ),
+                            "an over-limit message failed with {p}"
+                        );
+                    }
                     let code = p.close_code();
                     assert!(
                         matches!(
@@ -263,7 +318,7 @@ pub fn deflate(data: &[u8]) {
                 Event::Error(other) => panic!("unexpected error event {other:?}"),
                 Event::Ping(_) => {}
                 Event::Pong(_) | Event::Close(_) | Event::Closed(_) => {
-                    assert!(hostile, "{e:?} on a healthy stream");
+                    assert!(tampered || too_big, "{e:?} on a healthy stream");
                 }
                 other => panic!("unexpected event {other:?}"),
             }
@@ -285,7 +340,7 @@ pub fn deflate(data: &[u8]) {
         assert!(heap <= bound, "heap {heap} above the bound {bound}");
     }
 
-    if hostile {
+    if tampered || too_big {
         return;
     }
     // Healthy to the end: everything in flight arrives, unchanged, in order.
