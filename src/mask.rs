@@ -35,7 +35,7 @@ use core::mem::MaybeUninit;
 /// ```
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     let key = rotate(key, offset);
-    if buf.len() < AVX2_MIN {
+    if buf.len() < BLOCK_LOOP_MIN {
         // Short payloads (most messages): 8 bytes at a time, inlined; no
         // key widening, no feature check, no call.
         xor_words(buf, key);
@@ -60,7 +60,7 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
 
 /// Below this many bytes [`apply_mask`] skips the block loop (measured with
 /// callgrind: 125-byte payloads took 168 instructions to unmask through it).
-const AVX2_MIN: usize = 256;
+const BLOCK_LOOP_MIN: usize = 256;
 
 /// XORs a short buffer with `key` (starting at key position 0) 8 bytes at a
 /// time.
@@ -210,7 +210,7 @@ mod tests {
         let lens: Vec<usize> = if cfg!(miri) {
             (0..140).chain([255, 256, 257, 300, 321]).collect()
         } else {
-            (0..AVX2_MIN + 2 * BLOCK + 1).chain([1000, 4099]).collect()
+            (0..BLOCK_LOOP_MIN + 2 * BLOCK + 1).chain([1000, 4099]).collect()
         };
         for len in lens {
             for offset in 0..8 {
