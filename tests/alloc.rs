@@ -145,7 +145,7 @@ fn idle_open_connection_footprint() {
     drop(conn);
 }
 
-/// Heap held by `conn`'s thread since `before`, in bytes.
+/// Heap held on this thread since `before`, in bytes.
 fn held_since(before: isize) -> isize {
     alloc_count::bytes_this_thread() - before
 }

@@ -10,7 +10,7 @@
 //! the receiver's output parses as frames for its role, and nothing is
 //! emitted after CLOSED.
 
-use super::{alloc_count, small_config, wire};
+use super::{Watch, alloc_count, small_config, wire};
 use arbitrary::{Arbitrary, Unstructured};
 use std::collections::VecDeque;
 use wsmachine::deflate::DeflateConfig;
@@ -106,17 +106,13 @@ fn open_pair(
     let request = ClientRequest::new("localhost", 80, "/").deflate(offer);
     let mut client = Connection::client_with_rng(request, client_config, ChaCha20Rng::from_seed([5; 32])).unwrap();
     let mut server = Connection::server(server_config);
-    while let Some(chunk) = client.poll_transmit() {
-        server.receive(&chunk);
-    }
+    wire::pump(&mut client, &mut server);
     match server.poll_event() {
         Some(Event::Request(_)) => server.accept(Accept::new().deflate(answer)).unwrap(),
         other => panic!("expected a request, got {other:?}"),
     }
     assert!(matches!(server.poll_event(), Some(Event::Open { .. })));
-    while let Some(chunk) = server.poll_transmit() {
-        client.receive(&chunk);
-    }
+    wire::pump(&mut server, &mut client);
     assert!(matches!(client.poll_event(), Some(Event::Open { .. })));
     assert_eq!((client.state(), server.state()), (ReadyState::Open, ReadyState::Open));
     // Both sides use deflate or neither; what each compresses with fits what
@@ -184,9 +180,8 @@ pub fn deflate(data: &[u8]) {
     let mut too_big = false;
     let mut larges = 0;
     let mut rx_checker = wire::FrameChecker::new(rx_role);
-    let mut rx_state = rx.state();
-    let mut rx_closed_output: Option<usize> = None;
-    let mut rx_output = 0usize;
+    let mut watch = Watch::new(rx.state(), baseline, bound);
+    let mut rx_output = 0u64;
 
     for op in ops {
         match op {
@@ -236,7 +231,7 @@ pub fn deflate(data: &[u8]) {
             }
             Op::Large { byte, kib } => {
                 larges += 1;
-                if larges > 4 || in_transit.len() + tx.buffered_amount() > 1 << 20 {
+                if larges > 4 || in_transit.len() > 1 << 20 {
                     // A few per input keep runs fast; and the network holds
                     // enough already (level 0 leaves runs uncompressed).
                     continue;
@@ -262,17 +257,11 @@ pub fn deflate(data: &[u8]) {
                 let _ = tx.ping(&p);
             }
             Op::Deliver(n) => {
-                while let Some(chunk) = tx.poll_transmit() {
-                    in_transit.extend_from_slice(&chunk);
-                }
                 let n = usize::from(n).max(1).min(in_transit.len());
                 let chunk: Vec<u8> = in_transit.drain(..n).collect();
                 rx.receive(&chunk);
             }
             Op::Corrupt { at, xor } => {
-                while let Some(chunk) = tx.poll_transmit() {
-                    in_transit.extend_from_slice(&chunk);
-                }
                 if !in_transit.is_empty() && xor != 0 {
                     let i = usize::from(at) % in_transit.len();
                     in_transit[i] ^= xor;
@@ -285,14 +274,12 @@ pub fn deflate(data: &[u8]) {
                 rsv,
                 payload,
             } => {
-                while let Some(chunk) = tx.poll_transmit() {
-                    in_transit.extend_from_slice(&chunk);
-                }
                 in_transit.extend_from_slice(&wire::frame(opcode & 0xF, fin, rsv & 7, sender_mask, &payload));
                 tampered = true;
             }
         }
-        // The transport takes whatever the sender queued.
+        // The transport takes whatever the sender queued: between steps
+        // everything sent is in `in_transit`.
         while let Some(chunk) = tx.poll_transmit() {
             in_transit.extend_from_slice(&chunk);
         }
@@ -335,29 +322,16 @@ pub fn deflate(data: &[u8]) {
             }
         }
         while let Some(chunk) = rx.poll_transmit() {
-            rx_output += chunk.len();
+            rx_output += chunk.len() as u64;
             rx_checker.feed(&chunk);
         }
-        let s = rx.state();
-        assert!(s >= rx_state, "state moved backwards: {rx_state:?} -> {s:?}");
-        rx_state = s;
-        if s == ReadyState::Closed {
-            match rx_closed_output {
-                None => rx_closed_output = Some(rx_output),
-                Some(n) => assert_eq!(n, rx_output, "bytes emitted after CLOSED"),
-            }
-        }
-        let heap = alloc_count::current().saturating_sub(baseline);
-        assert!(heap <= bound, "heap {heap} above the bound {bound}");
+        watch.step(rx.state(), rx_output);
     }
 
     if tampered || too_big {
         return;
     }
     // Healthy to the end: everything in flight arrives, unchanged, in order.
-    while let Some(chunk) = tx.poll_transmit() {
-        in_transit.extend_from_slice(&chunk);
-    }
     rx.receive(&in_transit);
     while let Some(e) = rx.poll_event() {
         match data_event(&e, &mut partial) {

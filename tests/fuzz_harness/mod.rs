@@ -90,6 +90,45 @@ pub fn frame_decode(data: &[u8]) {
     }
 }
 
+/// The invariants a connection run checks after every step: the state
+/// never moves backwards, no byte is emitted after CLOSED, and the heap
+/// (counted from `baseline`) stays within `bound`.
+pub struct Watch {
+    state: ReadyState,
+    emitted_at_close: Option<u64>,
+    baseline: usize,
+    bound: usize,
+}
+
+impl Watch {
+    /// `baseline`: the allocator's count before the machines were made.
+    pub fn new(state: ReadyState, baseline: usize, bound: usize) -> Self {
+        Watch {
+            state,
+            emitted_at_close: None,
+            baseline,
+            bound,
+        }
+    }
+
+    /// After a step: the machine is in `state` and has emitted (or queued)
+    /// `emitted` bytes in all.
+    pub fn step(&mut self, state: ReadyState, emitted: u64) {
+        assert!(
+            state >= self.state,
+            "state moved backwards: {:?} -> {state:?}",
+            self.state
+        );
+        self.state = state;
+        if state == ReadyState::Closed {
+            let at_close = *self.emitted_at_close.get_or_insert(emitted);
+            assert_eq!(at_close, emitted, "bytes emitted after CLOSED");
+        }
+        let heap = alloc_count::current().saturating_sub(self.baseline);
+        assert!(heap <= self.bound, "heap {heap} above the bound {}", self.bound);
+    }
+}
+
 /// Drains every event of `conn`, answering requests; returns them.
 fn drain(conn: &mut Connection, accept: bool) -> Vec<Event> {
     let mut events = Vec::new();
@@ -262,9 +301,8 @@ pub fn connection(role: Role, data: &[u8]) {
     let baseline = alloc_count::current();
     let mut conn = Connection::open_with_rng(role, config, ChaCha20Rng::from_seed([9; 32]));
     let mut checker = wire::FrameChecker::new(role);
-    let mut state = conn.state();
+    let mut watch = Watch::new(conn.state(), baseline, bound);
     let mut now = 0u64;
-    let mut emitted_at_close: Option<u64> = None;
     let mut emitted = 0u64; // bytes taken from the machine so far
     for op in ops {
         let before = conn.buffered_amount();
@@ -335,18 +373,7 @@ pub fn connection(role: Role, data: &[u8]) {
         while let Some(e) = conn.poll_event() {
             checker.event(&e);
         }
-        let s = conn.state();
-        assert!(s >= state, "state moved backwards: {state:?} -> {s:?}");
-        state = s;
-        let total = emitted + conn.buffered_amount() as u64;
-        if s == ReadyState::Closed {
-            match emitted_at_close {
-                None => emitted_at_close = Some(total),
-                Some(t) => assert_eq!(t, total, "bytes queued after CLOSED"),
-            }
-        }
-        let heap = alloc_count::current().saturating_sub(baseline);
-        assert!(heap <= bound, "heap {heap} above the bound {bound}");
+        watch.step(conn.state(), emitted + conn.buffered_amount() as u64);
     }
     // Everything left parses too.
     let rest = take_all(&mut conn);

@@ -39,7 +39,8 @@ pub fn header_value(head: &[u8], name: &str) -> Option<String> {
     })
 }
 
-fn pump(from: &mut Connection, to: &mut Connection) {
+/// Hands everything `from` has queued to `to`.
+pub fn pump(from: &mut Connection, to: &mut Connection) {
     while let Some(chunk) = from.poll_transmit() {
         to.receive(&chunk);
     }
