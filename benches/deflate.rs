@@ -114,8 +114,10 @@ fn pair(server_config: DeflateConfig) -> (Connection, Connection) {
     let mut server = Connection::server(Config::default());
     move_bytes(&mut client, &mut server);
     while let Some(e) = server.poll_event() {
-        if let Event::Request(_) = e {
-            server.accept(Accept::new().deflate(server_config.clone())).unwrap();
+        if let Event::Request(request) = e {
+            server
+                .accept(request, Accept::new().deflate(server_config.clone()))
+                .unwrap();
         }
     }
     move_bytes(&mut server, &mut client);
@@ -125,16 +127,18 @@ fn pair(server_config: DeflateConfig) -> (Connection, Connection) {
 }
 
 fn move_bytes(from: &mut Connection, to: &mut Connection) {
-    while let Some(chunk) = from.poll_transmit() {
-        to.receive(&chunk);
+    for chunk in from.output_chunks() {
+        to.receive(chunk);
     }
+    from.consume_output(from.buffered_amount());
 }
 
 fn take(conn: &mut Connection) -> Vec<u8> {
     let mut out = Vec::new();
-    while let Some(chunk) = conn.poll_transmit() {
-        out.extend_from_slice(&chunk);
+    for chunk in conn.output_chunks() {
+        out.extend_from_slice(chunk);
     }
+    conn.consume_output(conn.buffered_amount());
     out
 }
 

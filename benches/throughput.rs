@@ -410,7 +410,7 @@ fn runtime() -> tokio::runtime::Runtime {
 // ----- receivers -------------------------------------------------------------------
 
 fn wsm_server() -> Connection {
-    Connection::open_with_rng(Role::Server, Config::default(), ChaCha20Rng::from_seed([1; 32]))
+    Connection::open_server(Config::default())
 }
 
 /// A driver's read loop: the stream's bytes in `READ_CHUNK` reads, each
@@ -734,7 +734,10 @@ fn bench_send(
     group.throughput(throughput(count, count * size));
 
     // wsmachine
-    let mut conn = Connection::open_with_rng(role, Config::default(), ChaCha20Rng::from_seed([2; 32]));
+    let mut conn = match role {
+        Role::Server => Connection::open_server(Config::default()),
+        Role::Client => Connection::open_client(Config::default(), ChaCha20Rng::from_seed([2; 32])),
+    };
     let sink = RefCell::new(Sink::new());
     sink.borrow_mut().log = Some(Vec::new());
     wsm_send(&mut conn, &payload, count, &mut sink.borrow_mut());

@@ -22,8 +22,7 @@ fn run(
     mut on_event: impl FnMut(&mut blocking::WebSocket<std::net::TcpStream>, Event),
 ) -> Result<(), Error> {
     let url = format!("{base}{path}");
-    let request = ClientRequest::from_url(&url)
-        .map_err(|_| Error::Ws(wsmachine::Error::InvalidArgument("not a valid ws:// URL")))?;
+    let request = ClientRequest::from_url(&url)?;
     #[cfg(feature = "deflate")]
     let request = {
         use wsmachine::deflate::DeflateConfig;
@@ -40,7 +39,7 @@ fn run(
             Ok(event) => on_event(&mut ws, event),
             Err(Error::Closed) => return Ok(()),
             // A protocol failure the case provoked: the machine closes; keep going.
-            Err(Error::Ws(_)) => {}
+            Err(Error::Failed(_)) => {}
             Err(e) => return Err(e),
         }
     }

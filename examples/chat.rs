@@ -282,8 +282,8 @@ impl Room {
     fn handle(&mut self, i: usize, event: Event, out: &mut Vec<(To, String)>) {
         match event {
             // A WebSocket upgrade: any path will do.
-            Event::Request(_) => {
-                if let Err(e) = self.clients[i].ws.connection_mut().accept(Accept::new()) {
+            Event::Request(request) => {
+                if let Err(e) = self.clients[i].ws.connection_mut().accept(request, Accept::new()) {
                     eprintln!("accept: {e}");
                 }
             }
@@ -299,8 +299,8 @@ impl Room {
                         .header("Content-Type", "text/plain; charset=utf-8")
                         .body("not found\n")
                 };
-                if let Err(e) = self.clients[i].ws.connection_mut().reject(response) {
-                    eprintln!("reject: {e}");
+                if let Err(e) = self.clients[i].ws.connection_mut().respond(req, response) {
+                    eprintln!("respond: {e}");
                 }
             }
             Event::Open { .. } => {
@@ -346,7 +346,7 @@ impl Room {
                 if !to.includes(c.id) || c.ws.connection().state() != ReadyState::Open {
                     continue;
                 }
-                match c.ws.connection_mut().send_text(&text) {
+                match c.ws.connection_mut().send(&text) {
                     Ok(()) => {}
                     Err(wsmachine::Error::OutputFull { .. }) => {
                         eprintln!("{name}: not reading, closing");

@@ -43,7 +43,7 @@ fn main() {
         if ws.connection().state() == ReadyState::Open {
             while let Ok(line) = rx.try_recv() {
                 let sent = match line {
-                    Some(text) => ws.send_text(&text),
+                    Some(text) => ws.send(&text),
                     None => ws.close(CloseCode::NORMAL, ""),
                 };
                 if let Err(e) = sent {

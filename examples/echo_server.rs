@@ -11,7 +11,7 @@
 //! (every browser does); replies of 128 bytes or more go out compressed.
 
 use std::net::{TcpListener, TcpStream};
-use wsmachine::blocking;
+use wsmachine::blocking::{self, Decision};
 use wsmachine::{Accept, Config, Event, HttpResponse, Message};
 
 const PAGE: &str = r#"<!doctype html>
@@ -44,20 +44,24 @@ fn serve(stream: TcpStream) -> Result<(), blocking::Error> {
     // this, Nagle's algorithm holds the payload back for the peer's delayed ACK.
     let _ = stream.set_nodelay(true);
     // Upgrade requests are accepted; a plain `GET /` gets the page.
-    let mut ws = match blocking::accept_with(stream, Config::default(), |req, upgrade| {
-        if upgrade {
+    let mut ws = match blocking::accept_with(stream, Config::default(), |req| {
+        if req.is_upgrade() {
             let accept = Accept::new();
             #[cfg(feature = "deflate")]
             let accept = accept.deflate(wsmachine::deflate::DeflateConfig::default());
-            Ok(accept)
+            Decision::Accept(accept)
         } else if req.path == "/" || req.path.starts_with("/?") {
-            Err(HttpResponse::new(200)
-                .header("Content-Type", "text/html; charset=utf-8")
-                .body(PAGE))
+            Decision::Respond(
+                HttpResponse::new(200)
+                    .header("Content-Type", "text/html; charset=utf-8")
+                    .body(PAGE),
+            )
         } else {
-            Err(HttpResponse::new(404)
-                .header("Content-Type", "text/plain")
-                .body("not found\n"))
+            Decision::Respond(
+                HttpResponse::new(404)
+                    .header("Content-Type", "text/plain")
+                    .body("not found\n"),
+            )
         }
     }) {
         Err(blocking::Error::NotUpgraded) => return Ok(()),
@@ -66,7 +70,7 @@ fn serve(stream: TcpStream) -> Result<(), blocking::Error> {
     loop {
         match ws.read() {
             Ok(Event::Text(text)) => ws.send(Message::Text(text))?,
-            Ok(Event::Binary(data)) => ws.send(Message::Binary(data))?,
+            Ok(Event::Binary(data)) => ws.send(data)?,
             Ok(Event::Closed(_)) | Err(blocking::Error::Closed) => return Ok(()),
             Ok(_) => {}
             Err(e) => eprintln!("{peer}: {e}"),

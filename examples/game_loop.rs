@@ -166,7 +166,7 @@ impl Game {
         for p in &mut self.players {
             if p.playing && p.ws.connection().buffered_amount() < MAX_BUFFERED {
                 // Queue it; the flush below writes it with everything else.
-                if let Err(e) = p.ws.connection_mut().send_text(&snapshot) {
+                if let Err(e) = p.ws.connection_mut().send(&snapshot) {
                     eprintln!("player {}: {e}", p.id);
                 }
             }
@@ -231,8 +231,8 @@ impl Game {
                 }
             };
             match event {
-                Event::Request(_) => {
-                    if let Err(e) = p.ws.connection_mut().accept(Accept::new()) {
+                Event::Request(request) => {
+                    if let Err(e) = p.ws.connection_mut().accept(request, Accept::new()) {
                         eprintln!("accept: {e}");
                     }
                 }
@@ -244,8 +244,8 @@ impl Game {
                     } else {
                         HttpResponse::new(404).body("not found\n")
                     };
-                    if let Err(e) = p.ws.connection_mut().reject(response) {
-                        eprintln!("reject: {e}");
+                    if let Err(e) = p.ws.connection_mut().respond(req, response) {
+                        eprintln!("respond: {e}");
                     }
                 }
                 Event::Open { .. } => {
@@ -257,7 +257,7 @@ impl Game {
                         r#"{{"type":"welcome","id":{},"width":{WIDTH},"height":{HEIGHT},"hz":{TICK_HZ}}}"#,
                         p.id
                     );
-                    if let Err(e) = p.ws.connection_mut().send_text(&welcome) {
+                    if let Err(e) = p.ws.connection_mut().send(&welcome) {
                         eprintln!("player {}: {e}", p.id);
                     }
                 }

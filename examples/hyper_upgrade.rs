@@ -1,10 +1,12 @@
 //! A WebSocket echo endpoint inside a hyper 1.x server.
 //!
-//! hyper parses the HTTP request; [`accept_key_for`] checks it with the
-//! crate's own handshake rules and gives the `Sec-WebSocket-Accept` value;
-//! the service answers 101, and once hyper hands over the upgraded
-//! connection a machine that starts OPEN ([`Connection::open`]) runs over
-//! it through the tokio driver. Other requests get a page.
+//! hyper parses the HTTP request; [`Upgrade::new`] checks it with the
+//! crate's own handshake rules (RFC 6455 §4.2.1), negotiates the subprotocol
+//! (`echo`, when offered) and permessage-deflate (RFC 7692), and gives the
+//! header lines of the 101; once hyper hands over the upgraded connection,
+//! [`Connection::from_upgrade`] starts the machine OPEN with what was
+//! negotiated, and it runs through the tokio driver. Other requests get a
+//! page.
 //!
 //! ```text
 //! cargo run --example hyper_upgrade --features tokio [-- 127.0.0.1:9002]
@@ -16,7 +18,7 @@
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{CONNECTION, CONTENT_TYPE, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_VERSION, UPGRADE};
+use hyper::header::{CONTENT_TYPE, SEC_WEBSOCKET_VERSION};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode, Version};
@@ -24,9 +26,10 @@ use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use wsmachine::handshake::{HandshakeError, Header, Headers, accept_key_for};
+use wsmachine::deflate::DeflateConfig;
+use wsmachine::handshake::{HandshakeError, Header, Headers};
 use wsmachine::tokio::{Error, WebSocketStream};
-use wsmachine::{Bytes, Config, Connection, Event, Message, Role};
+use wsmachine::{Accept, Bytes, Config, Connection, Event, Message, Upgrade, UpgradeError};
 
 /// Serves HTTP/1.1 on every connection `listener` accepts, with upgrades.
 pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
@@ -57,38 +60,49 @@ async fn handle(mut request: Request<Incoming>) -> Result<Response<Full<Bytes>>,
             })
             .collect(),
     );
-    let accept = match accept_key_for(request.method().as_str(), &headers) {
+    // The subprotocol "echo" when the client offers it, and permessage-deflate.
+    let mut accept = Accept::new().deflate(DeflateConfig::default());
+    if headers.has_token("sec-websocket-protocol", "echo") {
+        accept = accept.protocol("echo");
+    }
+    let upgrade = match Upgrade::new(request.method().as_str(), &headers, accept) {
         // RFC 6455 §4.1: an upgrade needs HTTP/1.1 or later.
         Ok(_) if request.version() < Version::HTTP_11 => return Ok(answer(&HandshakeError::HttpVersion)),
-        Ok(accept) => accept,
-        Err(HandshakeError::UpgradeNotWebSocket) => {
+        Ok(upgrade) => upgrade,
+        Err(UpgradeError::Request(HandshakeError::UpgradeNotWebSocket)) => {
             let page = "a WebSocket echo server: connect with ws://\n";
             return Ok(Response::builder()
                 .header(CONTENT_TYPE, "text/plain; charset=utf-8")
                 .body(Full::new(Bytes::from(page)))
                 .expect("a valid response"));
         }
-        Err(e) => return Ok(answer(&e)),
+        Err(UpgradeError::Request(e)) => return Ok(answer(&e)),
+        Err(e) => {
+            eprintln!("upgrade: {e}");
+            return Ok(Response::builder()
+                .status(StatusCode::INTERNAL_SERVER_ERROR)
+                .body(Full::default())
+                .expect("a valid response"));
+        }
     };
-    // hyper hands over the connection once the 101 below is written.
-    let upgrade = hyper::upgrade::on(&mut request);
+    let mut response = Response::builder().status(StatusCode::SWITCHING_PROTOCOLS);
+    for (name, value) in upgrade.response_headers() {
+        response = response.header(name, value);
+    }
+    // hyper hands over the connection once the 101 is written.
+    let upgraded = hyper::upgrade::on(&mut request);
     tokio::spawn(async move {
-        match upgrade.await {
-            Ok(upgraded) => {
-                if let Err(e) = echo(TokioIo::new(upgraded)).await {
+        match upgraded.await {
+            Ok(io) => {
+                let conn = Connection::from_upgrade(upgrade, Config::default());
+                if let Err(e) = echo(conn, TokioIo::new(io)).await {
                     eprintln!("websocket: {e}");
                 }
             }
             Err(e) => eprintln!("upgrade: {e}"),
         }
     });
-    Ok(Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(UPGRADE, "websocket")
-        .header(CONNECTION, "Upgrade")
-        .header(SEC_WEBSOCKET_ACCEPT, accept)
-        .body(Full::default())
-        .expect("a valid response"))
+    Ok(response.body(Full::default()).expect("a valid response"))
 }
 
 /// The answer to a request that broke a handshake rule.
@@ -105,9 +119,8 @@ fn answer(error: &HandshakeError) -> Response<Full<Bytes>> {
         .expect("a valid response")
 }
 
-/// The WebSocket part: a machine that starts OPEN, echoing every message.
-async fn echo<T: AsyncRead + AsyncWrite + Unpin>(io: T) -> Result<(), Error> {
-    let conn = Connection::open(Role::Server, Config::default());
+/// The WebSocket part: the machine, started OPEN, echoing every message.
+async fn echo<T: AsyncRead + AsyncWrite + Unpin>(conn: Connection, io: T) -> Result<(), Error> {
     let mut ws = WebSocketStream::from_connection(conn, io);
     while let Some(event) = ws.next().await {
         match event? {

@@ -240,9 +240,11 @@ impl Failure {
     fn from_error(phase: &'static str, e: &Error) -> Self {
         let kind = match e {
             Error::Io(e) => format!("io: {:?}", e.kind()),
-            Error::Ws(e) => format!("websocket: {e}"),
+            Error::Failed(e) => format!("websocket: {e}"),
+            Error::Refused(e) => format!("refused: {e}"),
             Error::NotUpgraded => "not upgraded".into(),
             Error::Closed => "closed".into(),
+            other => format!("{other}"),
         };
         Failure::new(phase, kind)
     }
@@ -280,7 +282,7 @@ async fn echo_one(mut ws: Ws, text: String, timeout: Duration) -> Result<(Ws, Du
             match ws.next().await {
                 Some(Ok(Event::Text(echo))) if echo == text.as_str() => return Ok(start.elapsed()),
                 Some(Ok(Event::Text(_) | Event::Binary(_))) => return Err(Failure::new("echo", "wrong message")),
-                Some(Ok(Event::Close(_) | Event::Closed(_))) | None => {
+                Some(Ok(Event::Closed(_))) | None => {
                     return Err(Failure::new("echo", "closed by the server"));
                 }
                 Some(Ok(_)) => {}

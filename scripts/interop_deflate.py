@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The peer for tests/deflate_interop.rs: Python `websockets`, which
+"""The peer for tests/it/deflate_interop.rs: Python `websockets`, which
 compresses every message with permessage-deflate (RFC 7692).
 
   interop_deflate.py server

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # permessage-deflate interop (RFC 7692) against Python `websockets`, both
 # directions: installs websockets from PyPI into a venv under target/ and
-# runs tests/deflate_interop.rs with it.
+# runs tests/it/deflate_interop.rs with it.
 #
 # Usage: scripts/interop_deflate.sh
 #
@@ -50,5 +50,5 @@ echo "interop: $("$VENV/bin/python" -c 'import websockets; print("websockets", w
 
 cd "$ROOT"
 WSMACHINE_INTEROP_PYTHON="$VENV/bin/python" timeout -k 10 600 \
-  cargo test --test deflate_interop -- --nocapture --test-threads 1
+  cargo test --test it deflate_interop:: -- --nocapture --test-threads 1
 echo "interop: PASSED (Python websockets <-> wsmachine, permessage-deflate, both directions)"

@@ -10,9 +10,9 @@
 //! blocking stream. A server on non-blocking sockets wraps
 //! `Connection::server(config)` with [`WebSocket::from_connection`] and
 //! answers [`Event::Request`] / [`Event::HttpRequest`] from [`WebSocket::read`]
-//! through `connection_mut().accept(..)` / `.reject(..)` (as
-//! `examples/chat.rs` does). The `send_*` methods write at once; to batch
-//! (a broadcast), queue with `connection_mut().send_*` and call
+//! through `connection_mut().accept(..)` / `.reject(..)` / `.respond(..)`
+//! (as `examples/chat.rs` does). [`WebSocket::send`] writes at once; to
+//! batch (a broadcast), queue with `connection_mut().send(..)` and call
 //! [`WebSocket::flush`] once. Keep calling `read` until it returns
 //! `Err(Error::Closed)`, so the last bytes (a close reply, a served page) are
 //! written before the stream is dropped.
@@ -27,7 +27,7 @@
 //!     loop {
 //!         match ws.read()? {
 //!             Event::Text(t) => ws.send(Message::Text(t))?,
-//!             Event::Binary(b) => ws.send(Message::Binary(b))?,
+//!             Event::Binary(b) => ws.send(b)?,
 //!             Event::Closed(_) => break,
 //!             _ => {}
 //!         }
@@ -36,62 +36,17 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::{Accept, ClientRequest, CloseCode, Config, Connection, Event, HttpResponse, Message, Request, Response};
+use crate::driver::{decide_on, tcp_target};
+use crate::{ClientRequest, CloseCode, Config, Connection, Event, Outgoing, Request, Response};
 use std::boxed::Box;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::Instant as StdInstant;
 
+pub use crate::driver::{Decision, Error};
+
 /// Bytes asked of the stream per read.
 const READ_CHUNK: usize = 64 << 10;
-
-/// What can go wrong while driving a connection over a stream.
-#[derive(Debug)]
-pub enum Error {
-    /// The stream failed, or would block (`ErrorKind::WouldBlock`: try again).
-    Io(io::Error),
-    /// The protocol failed: the machine's error (the peer broke a rule, the
-    /// handshake failed, a call was refused).
-    Ws(crate::Error),
-    /// The server answered the request without upgrading it (for example a
-    /// plain HTTP request served a page).
-    NotUpgraded,
-    /// The connection is over: it reported `Event::Closed` and the transport
-    /// should be dropped.
-    Closed,
-}
-
-impl core::fmt::Display for Error {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Error::Io(e) => write!(f, "transport: {e}"),
-            Error::Ws(e) => write!(f, "websocket: {e}"),
-            Error::NotUpgraded => f.write_str("the request was answered without a WebSocket upgrade"),
-            Error::Closed => f.write_str("the connection is closed"),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
-
-impl From<io::Error> for Error {
-    fn from(e: io::Error) -> Self {
-        Error::Io(e)
-    }
-}
-
-impl From<crate::Error> for Error {
-    fn from(e: crate::Error) -> Self {
-        Error::Ws(e)
-    }
-}
-
-impl Error {
-    /// Whether this is a `WouldBlock` from a non-blocking stream.
-    pub fn is_would_block(&self) -> bool {
-        matches!(self, Error::Io(e) if e.kind() == ErrorKind::WouldBlock)
-    }
-}
 
 /// A connection driven over a blocking or non-blocking stream.
 #[derive(Debug)]
@@ -107,7 +62,7 @@ pub struct WebSocket<S> {
 
 impl<S: Read + Write> WebSocket<S> {
     /// Drives `conn` over `stream` (for a connection whose handshake happened
-    /// elsewhere, build `conn` with [`Connection::open`]).
+    /// elsewhere, build `conn` with [`Connection::from_upgrade`]).
     pub fn from_connection(conn: Connection, stream: S) -> Self {
         WebSocket {
             conn,
@@ -194,7 +149,7 @@ impl<S: Read + Write> WebSocket<S> {
 
     /// The next event: a message, a ping or pong, the peer's close, and
     /// finally `Event::Closed`. Protocol failures come as
-    /// `Err(Error::Ws(..))` (then `Event::Closed`); afterwards
+    /// `Err(Error::Failed(..))` (then `Event::Closed`); afterwards
     /// `Err(Error::Closed)`. Writes pending output (answers, pongs) first.
     ///
     /// On a non-blocking stream, returns `Err(Error::Io(WouldBlock))` when
@@ -211,7 +166,7 @@ impl<S: Read + Write> WebSocket<S> {
                         // Write what the failure queued (a close frame, or an
                         // HTTP error answer) before reporting it.
                         self.flush_queued()?;
-                        Err(Error::Ws(e))
+                        Err(Error::Failed(e))
                     }
                     Event::Closed(info) => {
                         self.closed_returned = true;
@@ -263,21 +218,10 @@ impl<S: Read + Write> WebSocket<S> {
         }
     }
 
-    /// Sends a message and writes what the stream takes now.
-    pub fn send(&mut self, message: Message) -> Result<(), Error> {
+    /// Sends a message (text or binary, borrowed or owned: see
+    /// [`Outgoing`]) and writes what the stream takes now.
+    pub fn send<'a>(&mut self, message: impl Into<Outgoing<'a>>) -> Result<(), Error> {
         self.conn.send(message)?;
-        self.flush_queued()
-    }
-
-    /// Sends a text message.
-    pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
-        self.conn.send_text(text)?;
-        self.flush_queued()
-    }
-
-    /// Sends a binary message.
-    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
-        self.conn.send_binary(data)?;
         self.flush_queued()
     }
 
@@ -295,16 +239,12 @@ impl<S: Read + Write> WebSocket<S> {
     }
 
     /// Runs the opening handshake to its end (the stream must block).
-    fn handshake(
-        &mut self,
-        mut decide: impl FnMut(&Request, bool) -> Result<Accept, HttpResponse>,
-    ) -> Result<Option<Box<Response>>, Error> {
+    fn handshake(&mut self, mut decide: impl FnMut(&Request) -> Decision) -> Result<Option<Box<Response>>, Error> {
         loop {
-            match self.read()? {
-                Event::Open { response, .. } => return Ok(response),
-                Event::Request(req) => self.conn.answer_request(true, decide(&req, true))?,
-                Event::HttpRequest(req) => self.conn.answer_request(false, decide(&req, false))?,
-                Event::Closed(_) => return Err(Error::NotUpgraded),
+            let event = self.read()?;
+            match decide_on(&mut self.conn, event, &mut decide)? {
+                Some(Event::Open { response, .. }) => return Ok(response),
+                Some(Event::Closed(_)) => return Err(Error::NotUpgraded),
                 _ => {}
             }
         }
@@ -314,17 +254,32 @@ impl<S: Read + Write> WebSocket<S> {
 /// Server side: reads the upgrade request from `stream` and accepts it (no
 /// subprotocol). Plain HTTP requests get 426.
 pub fn accept<S: Read + Write>(stream: S) -> Result<WebSocket<S>, Error> {
-    accept_with(stream, Config::default(), |_, _| Ok(Accept::new()))
+    accept_with(stream, Config::default(), |_| Decision::Accept(crate::Accept::new()))
 }
 
-/// Server side, deciding: `decide(request, is_upgrade)` returns the accept
-/// (subprotocol, headers) or any response (a rejection, or a page for a
-/// plain HTTP request). Returns the OPEN socket, or
-/// `Err(Error::NotUpgraded)` once a non-101 answer is written.
+/// Server side, deciding: `decide(request)` returns the accept (subprotocol,
+/// extensions, headers) or a response (a rejection, or a page for a plain
+/// HTTP request: [`Request::is_upgrade`] tells them apart). Returns the OPEN
+/// socket, or `Err(Error::NotUpgraded)` once a non-101 answer is written.
+///
+/// ```no_run
+/// use wsmachine::blocking::{self, Decision};
+/// use wsmachine::{Accept, Config, HttpResponse};
+/// let listener = std::net::TcpListener::bind("127.0.0.1:9001")?;
+/// let (tcp, _) = listener.accept()?;
+/// let ws = blocking::accept_with(tcp, Config::default(), |request| {
+///     match (request.is_upgrade(), request.path.as_str()) {
+///         (true, "/chat") => Decision::Accept(Accept::new()),
+///         (false, "/") => Decision::Respond(HttpResponse::new(200).body("a page")),
+///         _ => Decision::Respond(HttpResponse::new(404)),
+///     }
+/// });
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn accept_with<S: Read + Write>(
     stream: S,
     config: Config,
-    decide: impl FnMut(&Request, bool) -> Result<Accept, HttpResponse>,
+    decide: impl FnMut(&Request) -> Decision,
 ) -> Result<WebSocket<S>, Error> {
     let mut ws = WebSocket::from_connection(Connection::server(config), stream);
     ws.handshake(decide)?;
@@ -334,14 +289,8 @@ pub fn accept_with<S: Read + Write>(
 /// Client side: connects to a `ws://` URL over TCP and runs the handshake.
 /// Returns the OPEN socket and the server's response.
 pub fn connect(url: &str) -> Result<(WebSocket<TcpStream>, Box<Response>), Error> {
-    let request =
-        ClientRequest::from_url(url).map_err(|_| Error::Ws(crate::Error::InvalidArgument("not a valid ws:// URL")))?;
-    if request.is_secure() {
-        return Err(Error::Ws(crate::Error::InvalidArgument(
-            "wss:// needs a TLS stream: use connect_with",
-        )));
-    }
-    let stream = TcpStream::connect((request.host().trim_matches(['[', ']']), request.port()))?;
+    let (request, host, port) = tcp_target(url)?;
+    let stream = TcpStream::connect((host.as_str(), port))?;
     let _ = stream.set_nodelay(true);
     connect_with(stream, request, Config::default())
 }
@@ -355,6 +304,6 @@ pub fn connect_with<S: Read + Write>(
 ) -> Result<(WebSocket<S>, Box<Response>), Error> {
     let conn = Connection::client(request, config)?;
     let mut ws = WebSocket::from_connection(conn, stream);
-    let response = ws.handshake(|_, _| Ok(Accept::new()))?;
+    let response = ws.handshake(|_| Decision::Accept(crate::Accept::new()))?;
     response.map(|r| (ws, r)).ok_or(Error::NotUpgraded)
 }

@@ -1,15 +1,30 @@
-//! Errors, and the one place that maps each protocol violation to its close
-//! code ([`ProtocolError::close_code`]).
+//! Errors, kept apart by whose fault they are (as rustls keeps
+//! `PeerMisbehaved` apart from `ApiMisuse`):
+//!
+//! - the peer's: [`ProtocolError`] (a framing rule broken after the
+//!   handshake) and [`HandshakeError`] (the opening handshake), reported
+//!   with a timeout as a [`Failure`] in [`Event::Error`](crate::Event::Error);
+//! - the application's: [`Error`], returned by calls, with [`Misuse`] naming
+//!   each way a call can break the API's rules.
+//!
+//! This is also the one place that maps each protocol violation to its
+//! close code ([`ProtocolError::close_code`]), and the lower layers' own
+//! error types (close payloads, UTF-8, header lines, extension settings) to
+//! these.
 
-use crate::close::CloseCode;
-use crate::connection::ReadyState;
+use crate::extension::OfferError;
+use crate::handshake::server::InvalidHead;
 use crate::handshake::{HandshakeError, Response};
+use crate::types::{DataKind, ReadyState};
+use crate::wire::close::{CloseCode, CloseError};
 use alloc::boxed::Box;
+use alloc::string::String;
 use core::fmt;
 
 /// A rule of RFC 6455 the peer broke after the handshake. Each one fails the
 /// connection with the close code [`ProtocolError::close_code`] gives.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ProtocolError {
     /// RSV1–3 set without a negotiated extension that defines them (§5.2).
     ReservedBits,
@@ -116,10 +131,22 @@ impl fmt::Display for ProtocolError {
     }
 }
 
-/// Everything that can go wrong, for the peer's bytes and for the
-/// application's calls.
+impl From<CloseError> for ProtocolError {
+    fn from(e: CloseError) -> Self {
+        match e {
+            CloseError::OneByte => ProtocolError::CloseFrameOneByte,
+            CloseError::InvalidCode(c) => ProtocolError::InvalidCloseCode(c),
+            CloseError::InvalidReason => ProtocolError::InvalidCloseReason,
+        }
+    }
+}
+
+/// Why the connection failed, as [`Event::Error`](crate::Event::Error)
+/// reports it (the browser's `onerror`): the peer broke a rule or did not
+/// answer in time. [`Event::Closed`](crate::Event::Closed) follows.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Error {
+#[non_exhaustive]
+pub enum Failure {
     /// The peer broke a framing rule; the connection failed with
     /// `error.close_code()`.
     Protocol(ProtocolError),
@@ -131,52 +158,175 @@ pub enum Error {
         /// The response that broke it (client role).
         response: Option<Box<Response>>,
     },
-    /// The call needs an OPEN connection; it is in this state.
+    /// Our close frame went unanswered for
+    /// [`Config::close_timeout`](crate::Config::close_timeout).
+    CloseTimeout,
+}
+
+impl From<ProtocolError> for Failure {
+    fn from(e: ProtocolError) -> Self {
+        Failure::Protocol(e)
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Protocol(e) => write!(f, "protocol error ({}): {e}", e.close_code()),
+            Failure::Handshake { error, .. } => write!(f, "handshake failed: {error}"),
+            Failure::CloseTimeout => f.write_str("the peer did not answer the close frame in time"),
+        }
+    }
+}
+
+/// A call the application made broke one of the API's rules. Nothing was
+/// sent or changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Misuse {
+    /// A ping or pong payload longer than 125 bytes (RFC 6455 §5.5).
+    ControlPayloadTooLong {
+        /// The payload's length.
+        len: usize,
+    },
+    /// A close code that may not be sent (RFC 6455 §7.4: only 1000–1003,
+    /// 1007–1014 and 3000–4999).
+    CloseCodeNotSendable(CloseCode),
+    /// A close reason longer than 123 bytes (RFC 6455 §5.5).
+    CloseReasonTooLong {
+        /// The reason's length in bytes.
+        len: usize,
+    },
+    /// A new message while a fragmented message is being sent (RFC 6455
+    /// §5.4): finish it with a `fin` fragment first.
+    MessageInProgress,
+    /// A fragment whose kind differs from its message's first fragment.
+    FragmentKindMismatch {
+        /// The kind the message started with.
+        message: DataKind,
+        /// The kind of this fragment.
+        fragment: DataKind,
+    },
+    /// Text fragments that are not valid UTF-8 (RFC 6455 §8.1), or a
+    /// message that ends inside a character.
+    InvalidUtf8,
+    /// The subprotocol chosen in [`Accept`](crate::Accept) was not offered
+    /// by the client (RFC 6455 §4.2.2).
+    SubprotocolNotOffered(String),
+    /// A subprotocol name that is not an HTTP token (RFC 6455 §4.1).
+    InvalidSubprotocol(String),
+    /// A header name that is not a token, or a value with CR, LF or NUL.
+    InvalidHeader {
+        /// The header's name.
+        name: String,
+    },
+    /// An HTTP status that is not a three-digit code, or 101 outside
+    /// `accept`.
+    InvalidStatus(u16),
+    /// A request path that does not start with `/` or has spaces or line
+    /// breaks.
+    InvalidPath,
+    /// An empty host, or one with spaces or line breaks.
+    InvalidHost,
+    /// A permessage-deflate setting out of range.
+    #[cfg(feature = "deflate")]
+    DeflateConfig(crate::deflate::DeflateConfigError),
+    /// A pending request handed to a connection that did not produce it.
+    ForeignRequest,
+}
+
+impl fmt::Display for Misuse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Misuse::ControlPayloadTooLong { len } => {
+                write!(f, "a control frame payload of {len} bytes (at most 125, RFC 6455 §5.5)")
+            }
+            Misuse::CloseCodeNotSendable(c) => write!(f, "close code {c} may not be sent (RFC 6455 §7.4)"),
+            Misuse::CloseReasonTooLong { len } => {
+                write!(f, "a close reason of {len} bytes (at most 123, RFC 6455 §5.5)")
+            }
+            Misuse::MessageInProgress => f.write_str("a fragmented message is being sent; finish it first"),
+            Misuse::FragmentKindMismatch { message, fragment } => {
+                write!(f, "a {fragment:?} fragment in a {message:?} message")
+            }
+            Misuse::InvalidUtf8 => f.write_str("the text fragments sent are not valid UTF-8"),
+            Misuse::SubprotocolNotOffered(p) => write!(f, "subprotocol {p:?} was not offered by the client"),
+            Misuse::InvalidSubprotocol(p) => write!(f, "subprotocol {p:?} is not an HTTP token"),
+            Misuse::InvalidHeader { name } => write!(
+                f,
+                "header {name:?}: names must be tokens and values must not contain CR, LF or NUL"
+            ),
+            Misuse::InvalidStatus(s) => write!(f, "status {s}: a three-digit code other than 101 (use accept)"),
+            Misuse::InvalidPath => {
+                f.write_str("the request path must start with '/' and contain no spaces or line breaks")
+            }
+            Misuse::InvalidHost => f.write_str("the host must be non-empty, without spaces or line breaks"),
+            #[cfg(feature = "deflate")]
+            Misuse::DeflateConfig(e) => fmt::Display::fmt(e, f),
+            Misuse::ForeignRequest => f.write_str("the pending request belongs to another connection"),
+        }
+    }
+}
+
+impl From<InvalidHead> for Misuse {
+    fn from(e: InvalidHead) -> Self {
+        match e {
+            InvalidHead::Status(s) => Misuse::InvalidStatus(s),
+            InvalidHead::Header(name) => Misuse::InvalidHeader { name },
+        }
+    }
+}
+
+impl From<OfferError> for Misuse {
+    fn from(e: OfferError) -> Self {
+        match e {
+            #[cfg(feature = "deflate")]
+            OfferError::Deflate(e) => Misuse::DeflateConfig(e),
+        }
+    }
+}
+
+/// Why a call of the application was refused. Nothing was queued.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The call needs an OPEN connection; it is in this state (for example
+    /// the peer closed it meanwhile).
     NotOpen(ReadyState),
-    /// The call does not apply now (for example `accept` with no pending
-    /// request); says which call and why.
-    InvalidCall(&'static str),
-    /// An argument was rejected; says which rule it broke.
-    InvalidArgument(&'static str),
-    /// A data message was sent while a fragmented message is unfinished, or
-    /// a continuation with none started.
-    FragmentState(&'static str),
     /// The output queue would pass
     /// [`Config::max_output_buffer`](crate::Config::max_output_buffer): the
-    /// transport is not taking the bytes. Nothing was queued.
+    /// transport is not taking the bytes.
     OutputFull {
         /// Bytes already queued.
         buffered: usize,
         /// The configured limit.
         limit: usize,
     },
-    /// The text fragments sent are not valid UTF-8.
-    InvalidUtf8,
-    /// Our close frame went unanswered for the close timeout.
-    CloseTimeout,
+    /// The call broke a rule of the API; says which.
+    Misuse(Misuse),
+    /// The random source failed, so no unpredictable key could be made
+    /// (RFC 6455 §4.1, §10.3).
+    RandomSource,
 }
 
-impl From<ProtocolError> for Error {
-    fn from(e: ProtocolError) -> Self {
-        Error::Protocol(e)
+impl From<Misuse> for Error {
+    fn from(e: Misuse) -> Self {
+        Error::Misuse(e)
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Protocol(e) => write!(f, "protocol error ({}): {e}", e.close_code()),
-            Error::Handshake { error, .. } => write!(f, "handshake failed: {error}"),
             Error::NotOpen(state) => write!(f, "the connection is {state:?}, not OPEN"),
-            Error::InvalidCall(why) | Error::InvalidArgument(why) | Error::FragmentState(why) => f.write_str(why),
-            Error::InvalidUtf8 => f.write_str("text fragments are not valid UTF-8"),
+            Error::Misuse(e) => fmt::Display::fmt(e, f),
             Error::OutputFull { buffered, limit } => {
                 write!(
                     f,
                     "{buffered} bytes of output are waiting; sending more would pass the {limit}-byte limit"
                 )
             }
-            Error::CloseTimeout => f.write_str("the peer did not answer the close frame in time"),
+            Error::RandomSource => f.write_str("the random source failed"),
         }
     }
 }
@@ -184,9 +334,17 @@ impl fmt::Display for Error {
 #[cfg(feature = "std")]
 impl std::error::Error for Error {}
 #[cfg(feature = "std")]
+impl std::error::Error for Failure {}
+#[cfg(feature = "std")]
+impl std::error::Error for Misuse {}
+#[cfg(feature = "std")]
 impl std::error::Error for ProtocolError {}
 #[cfg(feature = "std")]
 impl std::error::Error for HandshakeError {}
+#[cfg(feature = "std")]
+impl std::error::Error for crate::handshake::UrlError {}
+#[cfg(feature = "std")]
+impl std::error::Error for crate::wire::utf8::InvalidUtf8 {}
 
 #[cfg(test)]
 mod tests {

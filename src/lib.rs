@@ -1,60 +1,68 @@
 //! # wsmachine
 //!
-//! A sans-IO implementation of the WebSocket protocol (RFC 6455): bytes go
-//! in, events and bytes come out. The crate never touches a socket, a clock
-//! or a thread, so one core serves every runtime — tokio, a blocking
-//! `std::net` loop, a game's frame loop, a microcontroller, a fuzzer.
+//! A sans-IO implementation of the WebSocket protocol (RFC 6455, with RFC
+//! 7692 permessage-deflate): bytes go in, events and bytes come out. The
+//! crate never touches a socket, a clock or a thread, so one core serves
+//! every runtime — tokio, a blocking `std::net` loop, a game's frame loop,
+//! a microcontroller, a fuzzer.
 //!
-//! A complete echo server loop over any byte transport:
+//! A complete server loop over any byte transport, time included:
 //!
 //! ```
-//! use wsmachine::{Accept, Config, Connection, Event};
+//! use wsmachine::{Accept, Config, Connection, Event, Instant};
 //!
-//! fn drive(conn: &mut Connection, input: &[u8], output: &mut Vec<u8>) {
-//!     conn.receive(input); // what the socket gave
+//! /// One turn of the loop: what the socket gave (`input`), the time now.
+//! fn turn(conn: &mut Connection, input: &[u8], now: Instant, output: &mut Vec<u8>) {
+//!     conn.receive(input);
+//!     conn.handle_timeout(now); // every deadline: close timeout, and more
 //!     while let Some(event) = conn.poll_event() {
 //!         match event {
-//!             Event::Request(_) => conn.accept(Accept::new()).unwrap(),
-//!             Event::Text(text) => conn.send_text(text.as_str()).unwrap(),
-//!             Event::Binary(data) => conn.send_binary(&data).unwrap(),
+//!             Event::Request(request) => conn.accept(request, Accept::new()).unwrap(),
+//!             Event::Text(text) => conn.send(&*text).unwrap(),
+//!             Event::Binary(data) => conn.send(&data[..]).unwrap(),
 //!             _ => {}
 //!         }
 //!     }
 //!     // Write what is pending, then say how much was written.
-//!     while !conn.pending_output().is_empty() {
-//!         let chunk = conn.pending_output();
+//!     for chunk in conn.output_chunks() {
 //!         output.extend_from_slice(chunk);
-//!         let n = chunk.len();
-//!         conn.consume_output(n);
 //!     }
+//!     conn.consume_output(conn.buffered_amount());
+//!     // Then wait for input, or until `conn.poll_timeout()`, and turn again.
 //! }
 //!
 //! let mut server = Connection::server(Config::default());
 //! let mut out = Vec::new();
-//! drive(&mut server, b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\
+//! turn(&mut server, b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\
 //!     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-//!     Sec-WebSocket-Version: 13\r\n\r\n", &mut out);
+//!     Sec-WebSocket-Version: 13\r\n\r\n", Instant::from_millis(0), &mut out);
 //! assert!(out.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
 //! ```
 //!
 //! ## Layers
 //!
-//! | module | holds |
-//! |---|---|
-//! | [`frame`] | the wire format: header decode/encode |
-//! | [`mask`] | the masking XOR |
-//! | [`utf8`] | incremental, fail-fast UTF-8 validation |
-//! | [`handshake`] | the HTTP/1.1 upgrade, both roles |
-//! | [`Connection`] | the state machine tying them together |
-//! | [`close`], [`error`] | close codes; errors and their close codes |
+//! Bottom up; nothing imports from a layer above it.
+//!
+//! | layer | module | holds |
+//! |---|---|---|
+//! | 1 | `types`, `time` | leaf facts: [`Role`], [`ReadyState`], [`DataKind`], [`Instant`] |
+//! | 2 | `wire` | bytes only: frame headers, masking, UTF-8, close payloads ([`CloseCode`], [`Utf8Bytes`]); exposed for fuzzers and benches as `internal` (not covered by semver) |
+//! | 3 | [`handshake`] | the HTTP/1.1 upgrade in both roles: requests, responses, headers, the `Sec-WebSocket-Extensions` grammar |
+//! | 4 | `extension`, [`deflate`] | the extension interface and permessage-deflate, its one implementation |
+//! | 4 | `error` | [`Failure`] (the peer's), [`Error`] and [`Misuse`] (the application's), close codes of protocol errors |
+//! | 5 | `upgrade` | what the application asks for and accepts: [`ClientRequest`], [`Accept`], [`Upgrade`] for handshakes done elsewhere |
+//! | 6 | `config`, `event`, [`Connection`] | the state machine, its settings and its events |
+//! | 7 | [`rng`] | randomness for client keys (any `RandomSource`) |
+//! | 8 | [`driver`], [`blocking`], `tokio` | drivers: move bytes and time, no protocol decisions; `driver` holds what they share |
 //!
 //! ## Features
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `std` | yes | OS randomness for client keys ([`Connection::client`], [`Connection::open`]), `std::error::Error` impls, the [`blocking`] driver over `Read + Write` streams |
+//! | `std` | yes | OS randomness for client keys ([`Connection::client`]), `std::error::Error` impls, the [`blocking`] driver over `Read + Write` streams |
 //! | `deflate` | yes | permessage-deflate (RFC 7692), module [`deflate`]: offered with [`ClientRequest::deflate`], accepted with [`Accept::deflate`]; a pure-Rust backend (zlib-rs through flate2); implies `std` |
-//! | `tokio` | no | the async driver module `wsmachine::tokio`: a `Stream`/`Sink` over tokio's `AsyncRead + AsyncWrite` streams, the close timeout on tokio's timer (implies `std`) |
+//! | `tokio` | no | the async driver module `wsmachine::tokio`: a `Stream`/`Sink` over tokio's `AsyncRead + AsyncWrite` streams, timers on tokio's clock (implies `std`) |
+//! | `portable-atomic` | no | targets without atomic compare-and-swap (thumbv6m), through `bytes` |
 //!
 //! Without `std` the crate is `no_std` + `alloc`; clients pass their own
 //! [`RandomSource`](rng::RandomSource).
@@ -69,28 +77,41 @@ extern crate std;
 
 #[cfg(feature = "std")]
 pub mod blocking;
-pub mod close;
 mod config;
 mod connection;
-#[cfg(feature = "deflate")]
-pub mod deflate;
-pub mod error;
+#[cfg(feature = "std")]
+pub mod driver;
+mod error;
 mod event;
-pub mod frame;
+mod extension;
 pub mod handshake;
-pub mod mask;
 pub mod rng;
 mod time;
 #[cfg(feature = "tokio")]
 pub mod tokio;
-pub mod utf8;
+mod types;
+mod upgrade;
+mod wire;
+
+/// The wire layer's modules, for fuzzers, benchmarks and tests: not part of
+/// the supported API, and not covered by semver.
+#[doc(hidden)]
+pub mod internal {
+    pub use crate::wire::{frame, mask, utf8};
+}
 
 pub use bytes::Bytes;
-pub use close::{CloseCode, CloseFrame};
 pub use config::Config;
-pub use connection::{Connection, ReadyState, Role};
-pub use error::{Error, ProtocolError};
-pub use event::{CloseInfo, Compression, DataKind, Event, Fragment, Message};
-pub use handshake::{Accept, ClientRequest, HandshakeError, HttpResponse, Request, Response};
+pub use connection::Connection;
+pub use error::{Error, Failure, Misuse, ProtocolError};
+pub use event::{
+    CloseInfo, Compression, DecisionError, Event, Fragment, Message, Outgoing, PendingHttp, PendingRequest,
+};
+#[cfg(feature = "deflate")]
+pub use extension::deflate;
+pub use handshake::{HandshakeError, HttpResponse, Request, Response};
 pub use time::Instant;
-pub use utf8::Utf8Bytes;
+pub use types::{DataKind, ReadyState, Role};
+pub use upgrade::{Accept, ClientRequest, Upgrade, UpgradeError};
+pub use wire::close::{CloseCode, CloseFrame};
+pub use wire::utf8::{InvalidUtf8, Utf8Bytes};

@@ -38,3 +38,11 @@ impl Add<Duration> for Instant {
         Instant(self.0.saturating_add(d))
     }
 }
+
+impl Instant {
+    /// `self + d`, or `None` when it would not be representable (a
+    /// `Duration::MAX` timeout: never).
+    pub fn checked_add(self, d: Duration) -> Option<Instant> {
+        self.0.checked_add(d).map(Instant)
+    }
+}

@@ -10,8 +10,8 @@
 //!   machine's own events (no second message type to translate into): whole
 //!   messages ([`Event::Text`], [`Event::Binary`]), [`Event::Fragment`] in
 //!   streaming mode, [`Event::Ping`] (already answered when `auto_pong` is
-//!   on), [`Event::Pong`], the peer's [`Event::Close`], and last
-//!   [`Event::Closed`]. A protocol failure comes as `Err(Error::Ws(..))`, a
+//!   on), [`Event::Pong`], and last
+//!   [`Event::Closed`]. A protocol failure comes as `Err(Error::Failed(..))`, a
 //!   transport failure as `Err(Error::Io(..))`; [`Event::Closed`] still
 //!   follows. After `Closed` the stream goes on until the transport is done
 //!   (a server closes it at once; a client waits for the server to close it,
@@ -29,9 +29,10 @@
 //!   [`WebSocketStream::ping`] and [`WebSocketStream::close`].
 //! - **Reading writes.** Polling the stream also writes queued output, so
 //!   automatic pongs and close replies go out even when nothing is sent.
-//! - **Time.** The machine's close timeout runs on a `tokio::time::Sleep`
-//!   (the runtime needs its time driver, as `#[tokio::main]` has); it fires
-//!   while the stream is polled.
+//! - **Time.** The machine's deadlines run on a `tokio::time::Sleep` (the
+//!   runtime needs its time driver, as `#[tokio::main]` has); they fire while
+//!   the stream is polled. A deadline tokio cannot represent (a
+//!   `Duration::MAX` timeout) is never.
 //! - **Splitting.** [`WebSocketStream::split`] gives a [`WriteHalf`] (the
 //!   sink) and a [`ReadHalf`] (the stream) for two tasks; they share the
 //!   connection behind a mutex.
@@ -79,10 +80,8 @@
 //! # Ok(()) }
 //! ```
 
-use crate::{
-    Accept, ClientRequest, CloseCode, CloseInfo, Config, Connection, Event, HttpResponse, Message, ReadyState, Request,
-    Response,
-};
+use crate::driver::{decide_on, tcp_target};
+use crate::{ClientRequest, CloseCode, CloseInfo, Config, Connection, Event, Message, ReadyState, Request, Response};
 use ::tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use ::tokio::net::TcpStream;
 use ::tokio::time::{Instant as TokioInstant, Sleep};
@@ -97,12 +96,9 @@ use std::io::{self, ErrorKind, IoSlice};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Wake;
 
-/// The errors of this driver: the same type as the blocking driver's.
-///
-/// `Io` is a transport failure, `Ws` the machine's error (the peer broke a
-/// rule, the handshake failed, a call was refused), `NotUpgraded` a server
-/// that answered without upgrading, `Closed` a connection that is over.
-pub use crate::blocking::Error;
+/// The errors and the server's decision of this driver: the types every
+/// driver shares ([`crate::driver`]).
+pub use crate::driver::{Decision, Error};
 
 /// Bytes asked of the stream per read.
 const READ_CHUNK: usize = 64 << 10;
@@ -220,7 +216,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         let Some(deadline) = self.conn.poll_timeout() else {
             return;
         };
-        let at = self.epoch + deadline.since_epoch();
+        // A deadline tokio cannot represent is never.
+        let Some(at) = self.epoch.checked_add(deadline.since_epoch()) else {
+            return;
+        };
         let sleep = self
             .sleep
             .get_or_insert_with(|| Box::pin(::tokio::time::sleep_until(at)));
@@ -303,7 +302,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             self.poll_timer(cx);
             if let Some(event) = self.conn.poll_event() {
                 match event {
-                    Event::Error(e) => return Poll::Ready(Some(Err(Error::Ws(e)))),
+                    Event::Error(e) => return Poll::Ready(Some(Err(Error::Failed(e)))),
                     Event::Closed(info) => self.closed = Some(info),
                     other => return Poll::Ready(Some(Ok(other))),
                 }
@@ -363,7 +362,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     }
 
     fn start_send(&mut self, message: Message) -> Result<(), Error> {
-        self.conn.send(message).map_err(Error::Ws)
+        self.conn.send(message).map_err(Error::Refused)
     }
 
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
@@ -378,7 +377,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     }
 
     fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
-        self.conn.ping(payload).map_err(Error::Ws)
+        self.conn.ping(payload).map_err(Error::Refused)
     }
 
     fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
@@ -406,7 +405,7 @@ impl<T> fmt::Debug for WebSocketStream<T> {
 impl<T: AsyncRead + AsyncWrite + Unpin> WebSocketStream<T> {
     /// Drives `conn` over `io`. For a connection whose handshake happened
     /// elsewhere (an HTTP server's upgrade), build `conn` with
-    /// [`Connection::open`].
+    /// [`Connection::from_upgrade`].
     pub fn from_connection(conn: Connection, io: T) -> Self {
         WebSocketStream {
             driver: Driver::new(conn, io),
@@ -473,7 +472,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> WebSocketStream<T> {
     /// Runs the opening handshake to its end.
     async fn handshake(
         &mut self,
-        mut decide: impl FnMut(&Request, bool) -> Result<Accept, HttpResponse>,
+        mut decide: impl FnMut(&Request) -> Decision,
     ) -> Result<Option<Box<Response>>, Error> {
         // A failure is reported once the machine reaches CLOSED, so that the
         // answer it queued (a 400, 426, ...) is written first.
@@ -487,12 +486,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> WebSocketStream<T> {
                 }
                 Some(Ok(event)) => event,
             };
-            let conn = &mut self.driver.conn;
-            match event {
-                Event::Open { response, .. } => return Ok(response),
-                Event::Request(req) => conn.answer_request(true, decide(&req, true))?,
-                Event::HttpRequest(req) => conn.answer_request(false, decide(&req, false))?,
-                Event::Closed(_) => return Err(failure.unwrap_or(Error::NotUpgraded)),
+            match decide_on(&mut self.driver.conn, event, &mut decide)? {
+                Some(Event::Open { response, .. }) => return Ok(response),
+                Some(Event::Closed(_)) => return Err(failure.unwrap_or(Error::NotUpgraded)),
                 _ => {}
             }
         }
@@ -639,18 +635,19 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WriteHalf<T> {
 /// Server side: reads the upgrade request from `stream` and accepts it (no
 /// subprotocol). Plain HTTP requests get 426.
 pub async fn accept<T: AsyncRead + AsyncWrite + Unpin>(stream: T) -> Result<WebSocketStream<T>, Error> {
-    accept_with(stream, Config::default(), |_, _| Ok(Accept::new())).await
+    accept_with(stream, Config::default(), |_| Decision::Accept(crate::Accept::new())).await
 }
 
-/// Server side, deciding: `decide(request, is_upgrade)` returns the accept
-/// (subprotocol, headers) or any response (a rejection, or a page for a
-/// plain HTTP request). Returns the OPEN stream, or
-/// `Err(Error::NotUpgraded)` once a non-101 answer is written (a request
-/// that breaks the handshake rules gets its 4xx answer, then its error).
+/// Server side, deciding: `decide(request)` returns the accept (subprotocol,
+/// extensions, headers) or a response (a rejection, or a page for a plain
+/// HTTP request: [`Request::is_upgrade`] tells them apart). Returns the OPEN
+/// stream, or `Err(Error::NotUpgraded)` once a non-101 answer is written (a
+/// request that breaks the handshake rules gets its 4xx answer, then its
+/// error).
 pub async fn accept_with<T: AsyncRead + AsyncWrite + Unpin>(
     stream: T,
     config: Config,
-    decide: impl FnMut(&Request, bool) -> Result<Accept, HttpResponse>,
+    decide: impl FnMut(&Request) -> Decision,
 ) -> Result<WebSocketStream<T>, Error> {
     let mut ws = WebSocketStream::from_connection(Connection::server(config), stream);
     ws.handshake(decide).await?;
@@ -661,14 +658,8 @@ pub async fn accept_with<T: AsyncRead + AsyncWrite + Unpin>(
 /// Returns the OPEN stream and the server's response. For `wss://`, open a
 /// TLS stream and use [`connect_with`].
 pub async fn connect(url: &str) -> Result<(WebSocketStream<TcpStream>, Box<Response>), Error> {
-    let request =
-        ClientRequest::from_url(url).map_err(|_| Error::Ws(crate::Error::InvalidArgument("not a valid ws:// URL")))?;
-    if request.is_secure() {
-        return Err(Error::Ws(crate::Error::InvalidArgument(
-            "wss:// needs a TLS stream: use connect_with",
-        )));
-    }
-    let stream = TcpStream::connect((request.host().trim_matches(['[', ']']), request.port())).await?;
+    let (request, host, port) = tcp_target(url)?;
+    let stream = TcpStream::connect((host.as_str(), port)).await?;
     let _ = stream.set_nodelay(true);
     connect_with(stream, request, Config::default()).await
 }
@@ -682,6 +673,6 @@ pub async fn connect_with<T: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<(WebSocketStream<T>, Box<Response>), Error> {
     let conn = Connection::client(request, config)?;
     let mut ws = WebSocketStream::from_connection(conn, stream);
-    let response = ws.handshake(|_, _| Ok(Accept::new())).await?;
+    let response = ws.handshake(|_| Decision::Accept(crate::Accept::new())).await?;
     response.map(|r| (ws, r)).ok_or(Error::NotUpgraded)
 }

@@ -70,7 +70,6 @@ pub struct EventCounts {
     pub binary: u32,
     pub ping: u32,
     pub pong: u32,
-    pub close: u32,
     pub closed: u32,
     /// `Error`, `HttpRequest`, `Fragment`: none expected.
     pub other: u32,
@@ -79,15 +78,7 @@ pub struct EventCounts {
 impl EventCounts {
     /// All events.
     pub fn total(&self) -> u32 {
-        self.request
-            + self.open
-            + self.text
-            + self.binary
-            + self.ping
-            + self.pong
-            + self.close
-            + self.closed
-            + self.other
+        self.request + self.open + self.text + self.binary + self.ping + self.pong + self.closed + self.other
     }
 
     fn count(&mut self, event: &Event) {
@@ -98,7 +89,6 @@ impl EventCounts {
             Event::Binary(_) => &mut self.binary,
             Event::Ping(_) => &mut self.ping,
             Event::Pong(_) => &mut self.pong,
-            Event::Close(_) => &mut self.close,
             Event::Closed(_) => &mut self.closed,
             _ => &mut self.other,
         };
@@ -110,7 +100,7 @@ impl fmt::Display for EventCounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} (request {}, open {}, text {}, binary {}, ping {}, pong {}, close {}, closed {}, other {})",
+            "{} (request {}, open {}, text {}, binary {}, ping {}, pong {}, closed {}, other {})",
             self.total(),
             self.request,
             self.open,
@@ -118,7 +108,6 @@ impl fmt::Display for EventCounts {
             self.binary,
             self.ping,
             self.pong,
-            self.close,
             self.closed,
             self.other
         )
@@ -296,7 +285,27 @@ pub struct Failure {
     /// What went wrong.
     pub what: &'static str,
     /// The machine's error, if one was involved.
-    pub error: Option<wsmachine::Error>,
+    pub error: Option<MachineError>,
+}
+
+/// What the machine reported.
+#[derive(Debug)]
+pub enum MachineError {
+    /// A call was refused.
+    Call(wsmachine::Error),
+    /// The connection failed (`Event::Error`).
+    Failed(wsmachine::Failure),
+    /// A decision on the request was refused.
+    Decision(wsmachine::Error),
+}
+
+impl fmt::Display for MachineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MachineError::Call(e) | MachineError::Decision(e) => write!(f, "{e}"),
+            MachineError::Failed(e) => write!(f, "{e}"),
+        }
+    }
 }
 
 impl fmt::Display for Failure {
@@ -313,7 +322,10 @@ fn fail(what: &'static str) -> Failure {
 }
 
 fn check(what: &'static str, r: Result<(), wsmachine::Error>) -> Result<(), Failure> {
-    r.map_err(|e| Failure { what, error: Some(e) })
+    r.map_err(|e| Failure {
+        what,
+        error: Some(MachineError::Call(e)),
+    })
 }
 
 /// Charges heap use to a tag while `f` runs (no-op without a probe).
@@ -432,7 +444,7 @@ pub fn run_echo(seed: [u8; 32], probe: Option<&dyn HeapProbe>) -> Result<Report,
         })
         .map_err(|e| Failure {
             what: "client_with_rng",
-            error: Some(e),
+            error: Some(MachineError::Call(e)),
         })?;
     let mut server = t.as_(Tag::Server, || Connection::server(config()));
 
@@ -474,22 +486,23 @@ pub fn run_echo(seed: [u8; 32], probe: Option<&dyn HeapProbe>) -> Result<Report,
                 progress += 1;
                 report.server_events.count(&event);
                 match event {
-                    Event::Request(_) => check("accept", t.as_(Tag::Server, || server.accept(Accept::new())))?,
-                    Event::Text(text) => check(
-                        "server send_text",
-                        t.as_(Tag::Server, || server.send_text(text.as_str())),
-                    )?,
-                    Event::Binary(data) => {
-                        check("server send_binary", t.as_(Tag::Server, || server.send_binary(&data)))?
+                    Event::Request(request) => {
+                        t.as_(Tag::Server, || server.accept(request, Accept::new()))
+                            .map_err(|e| Failure {
+                                what: "accept",
+                                error: Some(MachineError::Decision(e.error)),
+                            })?
                     }
+                    Event::Text(text) => check("server send text", t.as_(Tag::Server, || server.send(&*text)))?,
+                    Event::Binary(data) => check("server send binary", t.as_(Tag::Server, || server.send(&data[..])))?,
                     Event::Closed(info) => server_close = Some((info.code.0, info.was_clean)),
                     Event::Error(e) => {
                         return Err(Failure {
                             what: "server error event",
-                            error: Some(e),
+                            error: Some(MachineError::Failed(e)),
                         });
                     }
-                    Event::Open { .. } | Event::Ping(_) | Event::Pong(_) | Event::Close(_) => {}
+                    Event::Open { .. } | Event::Ping(_) | Event::Pong(_) => {}
                     _ => return Err(fail("server: unexpected event")),
                 }
                 // Answers go out as they are made; the pipe may take only part.
@@ -528,7 +541,7 @@ pub fn run_echo(seed: [u8; 32], probe: Option<&dyn HeapProbe>) -> Result<Report,
                         report.handshake_response = s2c.total_written();
                         // Both machines are OPEN with nothing in flight.
                         t.end_phase(&mut phases[0]);
-                        check("client send_text", t.as_(Tag::Client, || client.send_text(HELLO)))?;
+                        check("client send text", t.as_(Tag::Client, || client.send(HELLO)))?;
                         step = Step::AwaitHello;
                     }
                     (Step::AwaitHello, Event::Text(text)) => {
@@ -538,7 +551,7 @@ pub fn run_echo(seed: [u8; 32], probe: Option<&dyn HeapProbe>) -> Result<Report,
                         report.echoed += 1;
                         drop(text);
                         t.end_phase(&mut phases[1]);
-                        check("client send_binary", t.as_(Tag::Client, || client.send_binary(&binary)))?;
+                        check("client send binary", t.as_(Tag::Client, || client.send(&binary[..])))?;
                         step = Step::AwaitBinary;
                     }
                     (Step::AwaitBinary, Event::Binary(data)) => {
@@ -561,7 +574,7 @@ pub fn run_echo(seed: [u8; 32], probe: Option<&dyn HeapProbe>) -> Result<Report,
                         })
                         .map_err(|e| Failure {
                             what: "client send_fragment/ping",
-                            error: Some(e),
+                            error: Some(MachineError::Call(e)),
                         })?;
                         step = Step::AwaitFragmented;
                     }
@@ -584,7 +597,6 @@ pub fn run_echo(seed: [u8; 32], probe: Option<&dyn HeapProbe>) -> Result<Report,
                         )?;
                         step = Step::AwaitClose;
                     }
-                    (Step::AwaitClose, Event::Close(_)) => {}
                     (Step::AwaitClose, Event::Closed(info)) => {
                         client_close = Some((info.code.0, info.was_clean));
                         step = Step::Done;
@@ -592,7 +604,7 @@ pub fn run_echo(seed: [u8; 32], probe: Option<&dyn HeapProbe>) -> Result<Report,
                     (_, Event::Error(e)) => {
                         return Err(Failure {
                             what: "client error event",
-                            error: Some(e),
+                            error: Some(MachineError::Failed(e)),
                         });
                     }
                     _ => return Err(fail("client: event out of order")),

@@ -28,7 +28,7 @@ impl Output {
 
     /// Appends `data` masked with `key`, in one pass (no zero-filling first).
     pub(crate) fn extend_masked(&mut self, data: &[u8], key: [u8; 4]) {
-        crate::mask::extend_masked(&mut self.tail, data, key, 0);
+        crate::wire::mask::extend_masked(&mut self.tail, data, key, 0);
         self.len += data.len();
     }
 
@@ -64,17 +64,6 @@ impl Output {
             .map(|c| &c[..])
             .chain(core::iter::once(&self.tail[..]))
             .filter(|c| !c.is_empty())
-    }
-
-    /// Takes the oldest chunk out.
-    pub(crate) fn take_front(&mut self) -> Option<Bytes> {
-        let chunk = match self.chunks.pop_front() {
-            Some(c) => c,
-            None if !self.tail.is_empty() => self.tail.split().freeze(),
-            None => return None,
-        };
-        self.len -= chunk.len();
-        Some(chunk)
     }
 
     /// Gives back spare capacity: the growing tail moves into a buffer of
@@ -142,10 +131,8 @@ mod tests {
         assert_eq!(o.front(), b"def");
         o.consume(4);
         assert_eq!(o.front(), b"h");
-        assert_eq!(o.take_front().as_deref(), Some(&b"h"[..]));
-        assert_eq!(o.len(), 0);
-        assert!(o.take_front().is_none());
         o.consume(10);
+        assert_eq!(o.front(), b"");
         assert_eq!(o.len(), 0);
     }
 }

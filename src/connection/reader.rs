@@ -2,18 +2,20 @@
 //! unmasked in place, text validated as it arrives, messages reassembled
 //! (or streamed), every framing rule of RFC 6455 §5 enforced.
 
-use crate::Role;
 use crate::config::Config;
 use crate::error::ProtocolError;
-use crate::event::{DataKind, Fragment};
-use crate::frame::{FrameError, FrameHeader, OpCode};
-use crate::mask::{apply_mask, extend_masked};
-use crate::utf8::{Utf8Bytes, Utf8Validator};
-#[cfg(feature = "deflate")]
+use crate::event::Fragment;
+use crate::extension::{Extension, Rsv};
+use crate::types::{DataKind, Role};
+use crate::wire::frame::{FrameError, FrameHeader, OpCode};
+use crate::wire::mask::{apply_mask, extend_masked};
+use crate::wire::utf8::{Utf8Bytes, Utf8Validator};
 use alloc::boxed::Box;
-#[cfg(feature = "deflate")]
 use alloc::vec::Vec;
 use bytes::{Buf, Bytes, BytesMut};
+
+/// The extension in use, if any, as the reader borrows it.
+pub(crate) type Ext<'a> = Option<&'a mut (dyn Extension + 'static)>;
 
 /// What one step of the reader produced.
 #[derive(Debug)]
@@ -68,33 +70,28 @@ struct InMessage {
     /// Whether this message has produced a fragment yet (streaming mode).
     delivered: bool,
     utf8: Utf8Validator,
-    /// permessage-deflate: its first frame had RSV1 (RFC 7692 §6.1).
-    #[cfg(feature = "deflate")]
-    compressed: Option<Box<Inflating>>,
+    /// The extension decodes this message (its first frame carried the
+    /// extension's RSV bits, RFC 7692 §6.1).
+    decoding: Option<Box<Decoding>>,
 }
 
-/// The inflating side of a compressed message being received.
-#[cfg(feature = "deflate")]
+/// The decoded side of a message the extension transforms.
 #[derive(Debug, Default)]
-struct Inflating {
-    /// Inflated bytes not yet handed out (the whole message when
+struct Decoding {
+    /// Decoded bytes not yet handed out (the whole message when
     /// reassembling, the next piece in streaming mode).
     out: Vec<u8>,
-    /// Inflated bytes already handed out (streaming mode).
+    /// Decoded bytes already handed out (streaming mode).
     delivered: usize,
-    /// How many octets of the 0x00 0x00 0xff 0xff tail were inflated.
-    tail_fed: usize,
     /// A piece was handed out (streaming mode).
     started: bool,
 }
 
-/// The most a streaming piece of a compressed message holds.
-#[cfg(feature = "deflate")]
-const INFLATE_PIECE: usize = 32 << 10;
+/// The most a streaming piece of a decoded message holds.
+const DECODE_PIECE: usize = 32 << 10;
 
-/// What one inflating step of a compressed message produced.
-#[cfg(feature = "deflate")]
-enum Inflated {
+/// What one decoding step of a message produced.
+enum Decoded {
     /// Nothing yet; more input is needed.
     NeedMore,
     /// This frame is used up and the message goes on: read the next header.
@@ -103,75 +100,56 @@ enum Inflated {
     Item(Item, bool),
 }
 
-impl InMessage {
-    fn is_compressed(&self) -> bool {
-        #[cfg(feature = "deflate")]
-        return self.compressed.is_some();
-        #[cfg(not(feature = "deflate"))]
-        false
-    }
-}
-
-/// Inflates what is available of a compressed message's frame (RFC 7692
-/// §7.2.2): the payload bytes at the front of `buf` (`avail` of them), then,
-/// once the final frame is complete (`last`), the 0x00 0x00 0xff 0xff tail.
-/// Output goes into bounded steps: the buffer never grows past the message
-/// limit + 1, so a decompression bomb ends with 1009 before the memory is
-/// reserved. Text is validated as it is inflated (RFC 6455 §8.1).
-#[cfg(feature = "deflate")]
-#[allow(clippy::too_many_arguments)]
-fn inflate_step(
+/// Decodes what is available of a transformed message's frame through the
+/// extension (for permessage-deflate, RFC 7692 §7.2.2): the payload bytes at
+/// the front of `buf` (`avail` of them), then, once the final frame is
+/// complete (`last`), the extension's end of message. Output goes into
+/// bounded steps: the buffer never grows past the message limit + 1, so a
+/// decompression bomb ends with 1009 before the memory is reserved. Text is
+/// validated as it is decoded (RFC 6455 §8.1).
+fn decode_step(
     frame: &mut InFrame,
-    kind: DataKind,
-    utf8: &mut Utf8Validator,
-    msg: &mut Inflating,
-    inflater: &mut crate::deflate::Inflater,
+    msg: &mut InMessage,
+    ext: &mut dyn Extension,
     buf: &mut BytesMut,
     config: &Config,
     avail: usize,
     last: bool,
-) -> Result<Inflated, ProtocolError> {
-    use crate::deflate::{TAIL, inflate_error};
+) -> Result<Decoded, ProtocolError> {
+    let Some(dec) = msg.decoding.as_deref_mut() else {
+        return Ok(Decoded::NeedMore);
+    };
     let limit = config.max_message_size;
     let mut wire_left = avail;
-    let mut full;
+    let mut done = false;
     loop {
         // Room for output: the message limit + 1 at most (one byte past the
         // limit proves it is exceeded); in streaming mode one piece at most.
-        if msg.out.len() == msg.out.capacity() {
-            let most = limit.saturating_add(1).saturating_sub(msg.delivered);
+        if dec.out.len() == dec.out.capacity() {
+            let most = limit.saturating_add(1).saturating_sub(dec.delivered);
             let target = if config.streaming {
-                INFLATE_PIECE.min(most)
+                DECODE_PIECE.min(most)
             } else {
-                msg.out
+                dec.out
                     .capacity()
                     .saturating_mul(2)
                     .max(avail.saturating_mul(4))
                     .max(4096)
                     .min(most)
             };
-            if target <= msg.out.len() {
+            if target <= dec.out.len() {
                 // A streaming piece is full: hand it out first.
-                full = true;
                 break;
             }
-            msg.out.reserve_exact(target - msg.out.len());
+            dec.out.reserve_exact(target - dec.out.len());
         }
-        let from_tail = wire_left == 0;
-        let input: &[u8] = if !from_tail {
-            &buf[..wire_left]
-        } else if last {
-            &TAIL[msg.tail_fed.min(TAIL.len())..]
-        } else {
-            &[]
-        };
-        let input_len = input.len();
-        let before = msg.out.len();
-        let n = inflater.inflate(input, &mut msg.out).map_err(inflate_error)?;
-        let produced = msg.out.len() - before;
-        if from_tail {
-            msg.tail_fed += n;
-        } else if n > 0 {
+        let before = dec.out.len();
+        let step = ext
+            .decode(&buf[..wire_left], last, &mut dec.out)
+            .map_err(|_| ProtocolError::InvalidCompressedData)?;
+        let produced = dec.out.len() - before;
+        let n = step.consumed.min(wire_left);
+        if n > 0 {
             buf.advance(n);
             wire_left -= n;
             frame.remaining -= n as u64;
@@ -179,43 +157,45 @@ fn inflate_step(
             frame.unmasked = frame.unmasked.saturating_sub(n);
             frame.done = frame.done.saturating_sub(n);
         }
-        let total = msg.delivered.saturating_add(msg.out.len());
+        let total = dec.delivered.saturating_add(dec.out.len());
         if total > limit {
             return Err(ProtocolError::MessageTooLarge {
                 len: total as u64,
                 limit,
             });
         }
-        if kind == DataKind::Text && produced > 0 {
-            utf8.feed(&msg.out[before..]).map_err(|_| ProtocolError::InvalidUtf8)?;
+        if msg.kind == DataKind::Text && produced > 0 {
+            msg.utf8
+                .feed(&dec.out[before..])
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
         }
-        full = msg.out.len() == msg.out.capacity();
-        let input_done = wire_left == 0 && (!last || msg.tail_fed >= TAIL.len());
-        if !full && (input_done || (n == 0 && produced == 0) || input_len == 0) {
+        let full = dec.out.len() == dec.out.capacity();
+        if step.done {
+            done = true;
+            break;
+        }
+        let nothing_to_feed = wire_left == 0 && !last;
+        if !full && (nothing_to_feed || (n == 0 && produced == 0)) {
             break;
         }
     }
-    let done = last && wire_left == 0 && msg.tail_fed >= TAIL.len() && !full;
-    if done {
-        if kind == DataKind::Text {
-            utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
-        }
-        inflater.end_message();
+    if done && msg.kind == DataKind::Text {
+        msg.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
     }
     if config.streaming {
-        if msg.out.is_empty() && !done {
+        if dec.out.is_empty() && !done {
             if frame.remaining == 0 && !last {
-                return Ok(Inflated::NextFrame);
+                return Ok(Decoded::NextFrame);
             }
-            return Ok(Inflated::NeedMore);
+            return Ok(Decoded::NeedMore);
         }
-        let data = Bytes::from(core::mem::take(&mut msg.out));
-        let first = !msg.started;
-        msg.started = true;
-        msg.delivered += data.len();
-        return Ok(Inflated::Item(
+        let data = Bytes::from(core::mem::take(&mut dec.out));
+        let first = !dec.started;
+        dec.started = true;
+        dec.delivered += data.len();
+        return Ok(Decoded::Item(
             Item::Fragment(Fragment {
-                kind,
+                kind: msg.kind,
                 data,
                 first,
                 fin: done,
@@ -224,13 +204,13 @@ fn inflate_step(
         ));
     }
     if done {
-        let data = Bytes::from(core::mem::take(&mut msg.out));
-        return Ok(Inflated::Item(message(kind, data), true));
+        let data = Bytes::from(core::mem::take(&mut dec.out));
+        return Ok(Decoded::Item(message(msg.kind, data), true));
     }
     if frame.remaining == 0 && !last {
-        return Ok(Inflated::NextFrame);
+        return Ok(Decoded::NextFrame);
     }
-    Ok(Inflated::NeedMore)
+    Ok(Decoded::NeedMore)
 }
 
 /// Receive state of an open connection.
@@ -239,9 +219,6 @@ pub(crate) struct Reader {
     role: Role,
     frame: Option<InFrame>,
     message: Option<InMessage>,
-    /// permessage-deflate, when negotiated: RSV1 marks a compressed message.
-    #[cfg(feature = "deflate")]
-    inflater: Option<Box<crate::deflate::Inflater>>,
 }
 
 impl Reader {
@@ -250,30 +227,7 @@ impl Reader {
             role,
             frame: None,
             message: None,
-            #[cfg(feature = "deflate")]
-            inflater: None,
         }
-    }
-
-    /// permessage-deflate was negotiated: from now on RSV1 may mark the first
-    /// frame of a data message (RFC 7692 §6).
-    #[cfg(feature = "deflate")]
-    pub(crate) fn set_inflater(&mut self, inflater: crate::deflate::Inflater) {
-        self.inflater = Some(Box::new(inflater));
-    }
-
-    /// The receive half of permessage-deflate, when negotiated.
-    #[cfg(feature = "deflate")]
-    pub(crate) fn inflater(&self) -> Option<&crate::deflate::Inflater> {
-        self.inflater.as_deref()
-    }
-
-    /// Whether RSV1 may mark a compressed message.
-    fn compression(&self) -> bool {
-        #[cfg(feature = "deflate")]
-        return self.inflater.is_some();
-        #[cfg(not(feature = "deflate"))]
-        false
     }
 
     /// Takes from `data` the bytes that continue the current frame's payload
@@ -297,7 +251,12 @@ impl Reader {
     /// Reads the next item out of `buf`: `Ok(None)` when more bytes are
     /// needed. Bytes of an incomplete frame are unmasked and validated as
     /// they arrive, so invalid text fails before its frame is complete.
-    pub(crate) fn next(&mut self, buf: &mut BytesMut, config: &Config) -> Result<Option<Item>, ProtocolError> {
+    pub(crate) fn next(
+        &mut self,
+        buf: &mut BytesMut,
+        config: &Config,
+        mut ext: Ext<'_>,
+    ) -> Result<Option<Item>, ProtocolError> {
         if self.frame.is_none() && self.message.is_none() && !config.streaming {
             if let Some(item) = self.whole_message(buf, config)? {
                 return Ok(Some(item));
@@ -311,7 +270,7 @@ impl Reader {
                     Err(FrameError::ReservedOpcode(op)) => return Err(ProtocolError::ReservedOpcode(op)),
                     Err(FrameError::LengthTopBitSet) => return Err(ProtocolError::LengthTopBitSet),
                 };
-                self.start_frame(&header, config)?;
+                self.start_frame(&header, config, ext.as_deref())?;
                 buf.advance(header_len);
                 // The length passed the limits: make room for the payload now,
                 // so the buffer is not regrown (and copied) as it arrives, but
@@ -319,7 +278,7 @@ impl Reader {
                 // very high). (A fragmented message's bytes go to the message
                 // buffer.)
                 if header.fin
-                    && !header.rsv1
+                    && header.rsv() == 0
                     && matches!(header.opcode, OpCode::Text | OpCode::Binary)
                     && !config.streaming
                 {
@@ -352,7 +311,7 @@ impl Reader {
             if avail > frame.done {
                 let fresh = &buf[frame.done..avail];
                 if !frame.opcode.is_control() {
-                    if let Some(msg) = self.message.as_mut().filter(|m| !m.is_compressed()) {
+                    if let Some(msg) = self.message.as_mut().filter(|m| m.decoding.is_none()) {
                         if msg.kind == DataKind::Text {
                             // RFC 6455 §8.1: fail fast on invalid text.
                             msg.utf8.feed(fresh).map_err(|_| ProtocolError::InvalidUtf8)?;
@@ -378,27 +337,19 @@ impl Reader {
             let Some(msg) = self.message.as_mut() else {
                 return Ok(None);
             };
-            #[cfg(feature = "deflate")]
-            if let (Some(inflating), Some(inflater)) = (msg.compressed.as_deref_mut(), self.inflater.as_deref_mut()) {
+            if msg.decoding.is_some() {
+                let Some(ext) = ext.as_deref_mut() else {
+                    // Not reachable: a message is only decoded with an extension.
+                    return Err(ProtocolError::ReservedBits);
+                };
                 let last = complete && frame.fin;
-                let step = inflate_step(
-                    frame,
-                    msg.kind,
-                    &mut msg.utf8,
-                    inflating,
-                    inflater,
-                    buf,
-                    config,
-                    avail,
-                    last,
-                )?;
-                match step {
-                    Inflated::NeedMore => return Ok(None),
-                    Inflated::NextFrame => {
+                match decode_step(frame, msg, ext, buf, config, avail, last)? {
+                    Decoded::NeedMore => return Ok(None),
+                    Decoded::NextFrame => {
                         self.frame = None;
                         continue;
                     }
-                    Inflated::Item(item, done) => {
+                    Decoded::Item(item, done) => {
                         msg.delivered = true;
                         if done {
                             self.frame = None;
@@ -485,13 +436,7 @@ impl Reader {
             _ => return Ok(None),
         };
         let limit = config.max_frame_size.min(config.max_message_size) as u64;
-        if !h.fin
-            || h.rsv1
-            || h.rsv2
-            || h.rsv3
-            || h.mask.is_some() != (self.role == Role::Server)
-            || h.payload_len > limit
-        {
+        if !h.fin || h.rsv() != 0 || h.mask.is_some() != (self.role == Role::Server) || h.payload_len > limit {
             return Ok(None);
         }
         // Whole frame present? (Checked without overflow, whatever the limits.)
@@ -520,14 +465,21 @@ impl Reader {
 
     /// Checks a header against RFC 6455 §5 and the limits, before any of its
     /// payload is buffered, and opens or continues the message it belongs to.
-    fn start_frame(&mut self, h: &FrameHeader, config: &Config) -> Result<(), ProtocolError> {
+    fn start_frame(
+        &mut self,
+        h: &FrameHeader,
+        config: &Config,
+        ext: Option<&dyn Extension>,
+    ) -> Result<(), ProtocolError> {
         // §5.2: RSV bits MUST be 0 unless an extension defines them.
-        // RFC 7692 §6: permessage-deflate owns RSV1, on the first frame of a
-        // data message only (§6.1: never on control or continuation frames).
-        if h.rsv2 || h.rsv3 || (h.rsv1 && !self.compression()) {
+        let rsv: Rsv = h.rsv();
+        let owned = ext.map_or(0, |e| e.rsv());
+        if rsv & !owned != 0 {
             return Err(ProtocolError::ReservedBits);
         }
-        if h.rsv1 && !matches!(h.opcode, OpCode::Text | OpCode::Binary) {
+        // RFC 7692 §6: permessage-deflate owns RSV1, on the first frame of a
+        // data message only (§6.1: never on control or continuation frames).
+        if rsv != 0 && !matches!(h.opcode, OpCode::Text | OpCode::Binary) {
             return Err(ProtocolError::CompressedBitMisplaced);
         }
         // §5.1: clients mask every frame, servers none.
@@ -568,14 +520,13 @@ impl Reader {
                 fragmented: !h.fin,
                 delivered: false,
                 utf8: Utf8Validator::new(),
-                #[cfg(feature = "deflate")]
-                compressed: h.rsv1.then(Box::default),
+                decoding: (rsv != 0 && ext.is_some_and(|e| e.decodes(rsv))).then(Box::default),
             }),
         };
         let len = msg.len.saturating_add(h.payload_len);
         // A compressed message is held to the limit by its inflated size,
         // checked while inflating (RFC 7692 §8: decompression bombs).
-        if len > config.max_message_size as u64 && !msg.is_compressed() {
+        if len > config.max_message_size as u64 && msg.decoding.is_none() {
             return Err(ProtocolError::MessageTooLarge {
                 len,
                 limit: config.max_message_size,

@@ -1,11 +1,18 @@
-//! The HTTP/1.1 Upgrade exchange that opens a connection (RFC 6455 §4).
+//! The HTTP/1.1 Upgrade exchange that opens a connection (RFC 6455 §4), as
+//! bytes and header checks: no connection state, no extension semantics.
 //!
-//! [`client`] builds requests and checks responses; [`server`] parses
-//! requests and writes responses. Both parse with `httparse` (no allocation
-//! while parsing, headers bounded by an array) and share the helpers here:
-//! the accept key, token lists, and the head-size limit.
+//! [`client`] writes requests and checks responses; [`server`] parses
+//! requests and writes responses; [`extensions`] holds the
+//! `Sec-WebSocket-Extensions` grammar every extension negotiates with. Both
+//! roles parse with `httparse` (no allocation while parsing, headers bounded
+//! by an array) and share the helpers here: the accept key, token lists, and
+//! the head-size limit. What the application asks for (the client's
+//! [`ClientRequest`](crate::ClientRequest), the server's
+//! [`Accept`](crate::Accept)) sits a layer up, in `crate::upgrade`, because it
+//! names extensions.
 
 pub mod client;
+pub mod extensions;
 pub mod server;
 
 use alloc::string::String;
@@ -14,8 +21,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use core::fmt;
 
-pub use client::{ClientRequest, Response, UrlError};
-pub use server::{Accept, HttpResponse, Request, accept_key_for};
+pub use client::{Response, UrlError};
+pub use extensions::{ExtensionElement, parse_extensions};
+pub use server::{HttpResponse, Request, accept_key_for};
 
 /// The GUID appended to the key before hashing (RFC 6455 §1.3).
 const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -184,7 +192,7 @@ impl Headers {
     }
 }
 
-fn trim(v: &[u8]) -> &[u8] {
+pub(crate) fn trim(v: &[u8]) -> &[u8] {
     let start = v.iter().position(|b| !matches!(b, b' ' | b'\t')).unwrap_or(v.len());
     let end = v
         .iter()
@@ -215,30 +223,15 @@ pub(crate) fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
     None
 }
 
+/// Whether `b` may appear in an HTTP token (RFC 9110 §5.6.2 `tchar`).
+pub(crate) fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
 /// Whether `s` is a non-empty HTTP token (RFC 9110 §5.6.2): the form of
 /// header names, subprotocol names and extension names.
 pub(crate) fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'!' | b'#'
-                        | b'$'
-                        | b'%'
-                        | b'&'
-                        | b'\''
-                        | b'*'
-                        | b'+'
-                        | b'-'
-                        | b'.'
-                        | b'^'
-                        | b'_'
-                        | b'`'
-                        | b'|'
-                        | b'~'
-                )
-        })
+    !s.is_empty() && s.bytes().all(is_tchar)
 }
 
 /// Whether `v` can be a header value: no CR, LF or NUL (header injection).

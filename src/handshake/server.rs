@@ -34,58 +34,12 @@ impl Request {
     pub fn origin(&self) -> Option<&str> {
         self.headers.get_str("origin")
     }
-}
 
-/// How a server accepts an upgrade request.
-///
-/// ```
-/// use wsmachine::Accept;
-/// let accept = Accept::new().protocol("chat").header("X-Served-By", "wsmachine");
-/// # let _ = accept;
-/// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Accept {
-    pub(crate) protocol: Option<String>,
-    pub(crate) headers: Vec<(String, String)>,
-    #[cfg(feature = "deflate")]
-    pub(crate) deflate: Option<crate::deflate::DeflateConfig>,
-}
-
-impl Accept {
-    /// Accepts with no subprotocol and no extra headers.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Chooses one of the subprotocols the client offered.
-    pub fn protocol(mut self, name: &str) -> Self {
-        self.protocol = Some(name.to_string());
-        self
-    }
-
-    /// Adds a header line to the 101 response (for example `Set-Cookie`).
-    pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.headers.push((name.to_string(), value.to_string()));
-        self
-    }
-
-    /// Accepts permessage-deflate (RFC 7692) if the client offered it: the
-    /// first of its offers that `config` can answer is taken
-    /// ([`deflate::negotiate`](crate::deflate::negotiate) shows which
-    /// beforehand); offers with unknown, duplicate or invalid parameters are
-    /// declined (§7.1). No acceptable offer: the connection opens without
-    /// compression.
-    ///
-    /// ```
-    /// use wsmachine::Accept;
-    /// use wsmachine::deflate::DeflateConfig;
-    /// let accept = Accept::new().deflate(DeflateConfig { server_no_context_takeover: true, ..DeflateConfig::default() });
-    /// # let _ = accept;
-    /// ```
-    #[cfg(feature = "deflate")]
-    pub fn deflate(mut self, config: crate::deflate::DeflateConfig) -> Self {
-        self.deflate = Some(config);
-        self
+    /// Whether the request asks for a WebSocket upgrade (`Upgrade:
+    /// websocket`). Every [`Event::Request`](crate::Event::Request) does;
+    /// an [`Event::HttpRequest`](crate::Event::HttpRequest) does not.
+    pub fn is_upgrade(&self) -> bool {
+        self.headers.has_token("upgrade", "websocket")
     }
 }
 
@@ -132,9 +86,10 @@ impl HttpResponse {
         self.status
     }
 
-    pub(crate) fn validate(&self) -> Result<(), &'static str> {
+    /// Checks the status (three digits, not 101) and the header lines.
+    pub(crate) fn validate(&self) -> Result<(), InvalidHead> {
         if !(100..=999).contains(&self.status) || self.status == 101 {
-            return Err("the status must be a three-digit code other than 101 (use accept)");
+            return Err(InvalidHead::Status(self.status));
         }
         check_headers(&self.headers)
     }
@@ -161,11 +116,22 @@ impl HttpResponse {
     }
 }
 
-fn check_headers(headers: &[(String, String)]) -> Result<(), &'static str> {
-    if headers.iter().all(|(n, v)| is_token(n) && is_header_value(v)) {
-        Ok(())
-    } else {
-        Err("header names must be tokens and values must not contain CR, LF or NUL")
+/// What the application put in a head the crate writes that may not go on
+/// the wire (mapped to [`Misuse`](crate::Misuse) a layer up).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum InvalidHead {
+    /// A status that is not three digits, or 101 outside `accept`.
+    Status(u16),
+    /// A header name that is not a token, or a value with CR, LF or NUL.
+    Header(String),
+}
+
+/// Every header name is a token and no value can end the line (header
+/// injection); the error names the first offending header.
+pub(crate) fn check_headers(headers: &[(String, String)]) -> Result<(), InvalidHead> {
+    match headers.iter().find(|(n, v)| !is_token(n) || !is_header_value(v)) {
+        None => Ok(()),
+        Some((n, _)) => Err(InvalidHead::Header(n.clone())),
     }
 }
 
@@ -304,35 +270,17 @@ pub fn accept_key_for(method: &str, headers: &Headers) -> Result<String, Handsha
     Ok(accept_key(key.as_bytes()))
 }
 
-/// What the server's accept agreed to besides the subprotocol.
-#[cfg(feature = "deflate")]
-pub(crate) type Agreed = Option<crate::deflate::DeflateParams>;
-/// What the server's accept agreed to: nothing without the `deflate` feature.
-#[cfg(not(feature = "deflate"))]
-pub(crate) type Agreed = ();
-
-/// Writes the 101 response accepting `request` (RFC 6455 §4.2.2, server
-/// step 5), with the extensions negotiated (RFC 7692 §5).
-pub(crate) fn encode_accept(
+/// Writes the 101 response accepting a request with key `key` (RFC 6455
+/// §4.2.2, server step 5): the chosen subprotocol and the extensions'
+/// answer (already negotiated), then the application's header lines
+/// (already checked).
+pub(crate) fn encode_switching(
     key: &str,
-    request: &Request,
-    accept: &Accept,
+    protocol: Option<&str>,
+    extensions: Option<&str>,
+    headers: &[(String, String)],
     out: &mut Vec<u8>,
-) -> Result<Agreed, &'static str> {
-    check_headers(&accept.headers)?;
-    #[cfg(feature = "deflate")]
-    let agreement = match &accept.deflate {
-        Some(config) => {
-            config.validate()?;
-            crate::deflate::negotiate(&request.headers, config)
-        }
-        None => None,
-    };
-    if let Some(p) = &accept.protocol {
-        if !request.protocols.iter().any(|o| o == p) {
-            return Err("the chosen subprotocol was not offered by the client");
-        }
-    }
+) {
     out.extend_from_slice(
         format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
@@ -340,21 +288,16 @@ pub(crate) fn encode_accept(
         )
         .as_bytes(),
     );
-    if let Some(p) = &accept.protocol {
+    if let Some(p) = protocol {
         out.extend_from_slice(format!("Sec-WebSocket-Protocol: {p}\r\n").as_bytes());
     }
-    #[cfg(feature = "deflate")]
-    if let Some(a) = &agreement {
-        out.extend_from_slice(format!("Sec-WebSocket-Extensions: {}\r\n", a.response).as_bytes());
+    if let Some(e) = extensions {
+        out.extend_from_slice(format!("Sec-WebSocket-Extensions: {e}\r\n").as_bytes());
     }
-    for (n, v) in &accept.headers {
+    for (n, v) in headers {
         out.extend_from_slice(format!("{n}: {v}\r\n").as_bytes());
     }
     out.extend_from_slice(b"\r\n");
-    #[cfg(feature = "deflate")]
-    return Ok(agreement.map(|a| a.params));
-    #[cfg(not(feature = "deflate"))]
-    Ok(())
 }
 
 #[cfg(test)]
@@ -378,11 +321,11 @@ mod tests {
         assert_eq!(req.path, "/chat?x=1");
         assert_eq!(req.protocols, ["chat", "superchat"]);
         let mut out = Vec::new();
-        encode_accept(&key, &req, &Accept::new().protocol("chat"), &mut out).unwrap();
+        encode_switching(&key, Some("chat"), None, &[], &mut out);
         let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
         assert!(text.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
         assert!(text.contains("Sec-WebSocket-Protocol: chat\r\n"));
-        assert!(encode_accept(&key, &req, &Accept::new().protocol("other"), &mut Vec::new()).is_err());
     }
 
     // RFC 6455 §4.2.1: each required element of the request.

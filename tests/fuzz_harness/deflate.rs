@@ -16,8 +16,8 @@ use std::collections::VecDeque;
 use wsmachine::deflate::DeflateConfig;
 use wsmachine::rng::ChaCha20Rng;
 use wsmachine::{
-    Accept, ClientRequest, CloseCode, Compression, Config, Connection, DataKind, Error, Event, Message, ProtocolError,
-    ReadyState, Role,
+    Accept, ClientRequest, CloseCode, Compression, Config, Connection, DataKind, Event, Failure, Message,
+    ProtocolError, ReadyState, Role,
 };
 
 /// The fuzzer's choice of one side's permessage-deflate settings.
@@ -108,7 +108,7 @@ fn open_pair(
     let mut server = Connection::server(server_config);
     wire::pump(&mut client, &mut server);
     match server.poll_event() {
-        Some(Event::Request(_)) => server.accept(Accept::new().deflate(answer)).unwrap(),
+        Some(Event::Request(request)) => server.accept(request, Accept::new().deflate(answer)).unwrap(),
         other => panic!("expected a request, got {other:?}"),
     }
     assert!(matches!(server.poll_event(), Some(Event::Open { .. })));
@@ -155,7 +155,7 @@ pub fn deflate(data: &[u8]) {
     // the sender's large message with its compressed copy.
     let bound =
         2 * (4 * (config.max_message_size + config.max_output_buffer + config.max_frame_size) + (2 << 20)) + (8 << 20);
-    let baseline = alloc_count::current();
+    let baseline = alloc_count::bytes_this_thread();
     let (mut client, mut server) = if client_sends {
         open_pair(tx_config, config.clone(), offer.config(), answer.config())
     } else {
@@ -280,9 +280,10 @@ pub fn deflate(data: &[u8]) {
         }
         // The transport takes whatever the sender queued: between steps
         // everything sent is in `in_transit`.
-        while let Some(chunk) = tx.poll_transmit() {
-            in_transit.extend_from_slice(&chunk);
+        for chunk in tx.output_chunks() {
+            in_transit.extend_from_slice(chunk);
         }
+        tx.consume_output(tx.buffered_amount());
         // The receiver: events, then what it answers (pongs, close).
         while let Some(e) = rx.poll_event() {
             rx_checker.event(&e);
@@ -293,7 +294,7 @@ pub fn deflate(data: &[u8]) {
                 continue;
             }
             match e {
-                Event::Error(Error::Protocol(p)) => {
+                Event::Error(Failure::Protocol(p)) => {
                     assert!(tampered || too_big, "a healthy stream failed: {p}");
                     if !tampered {
                         assert!(
@@ -315,16 +316,17 @@ pub fn deflate(data: &[u8]) {
                 }
                 Event::Error(other) => panic!("unexpected error event {other:?}"),
                 Event::Ping(_) => {}
-                Event::Pong(_) | Event::Close(_) | Event::Closed(_) => {
+                Event::Pong(_) | Event::Closed(_) => {
                     assert!(tampered || too_big, "{e:?} on a healthy stream");
                 }
                 other => panic!("unexpected event {other:?}"),
             }
         }
-        while let Some(chunk) = rx.poll_transmit() {
+        for chunk in rx.output_chunks() {
             rx_output += chunk.len() as u64;
-            rx_checker.feed(&chunk);
+            rx_checker.feed(chunk);
         }
+        rx.consume_output(rx.buffered_amount());
         watch.step(rx.state(), rx_output);
     }
 

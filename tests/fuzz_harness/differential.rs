@@ -22,8 +22,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use std::io::{self, Read, Write};
 use tungstenite::error::{CapacityError, Error as TError, ProtocolError as TProtocolError};
 use tungstenite::protocol::{Message as TMessage, Role as TRole, WebSocket, WebSocketConfig};
-use wsmachine::rng::ChaCha20Rng;
-use wsmachine::{CloseCode, Connection, DataKind, Error, Event, ReadyState, Role};
+use wsmachine::{CloseCode, Connection, DataKind, Event, Failure, ReadyState};
 
 /// What an implementation delivered to its application.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,7 +68,7 @@ pub fn run_wsmachine(stream: &[u8], streaming: bool, u: &mut Unstructured<'_>) -
         (config.max_frame_size, config.max_message_size),
         (MAX_FRAME, MAX_MESSAGE)
     );
-    let mut conn = Connection::open_with_rng(Role::Server, config, ChaCha20Rng::from_seed([7; 32]));
+    let mut conn = Connection::open_server(config);
     let mut items = Vec::new();
     let mut end = None;
     // Streaming mode: the message being reassembled from fragments.
@@ -103,11 +102,16 @@ pub fn run_wsmachine(stream: &[u8], streaming: bool, u: &mut Unstructured<'_>) -
                 }
                 Event::Ping(p) => items.push(Item::Ping(p.to_vec())),
                 Event::Pong(p) => items.push(Item::Pong(p.to_vec())),
-                Event::Close(frame) => {
-                    items.push(Item::Close(frame.code.map(|c| (c.0, frame.reason.clone()))));
+                Event::Error(Failure::Protocol(e)) => end = Some(End::Failed(e.close_code().0, format!("{e:?}"))),
+                Event::Closed(info) if info.was_clean => {
+                    // The peer's close frame: 1005 when it had no code (RFC 6455 §7.1.5).
+                    let code =
+                        (info.code != wsmachine::CloseCode::NO_STATUS).then(|| (info.code.0, info.reason.clone()));
+                    items.push(Item::Close(code));
                     end = Some(End::Closed);
+                    assert_eq!(conn.state(), ReadyState::Closed);
+                    break 'feed;
                 }
-                Event::Error(Error::Protocol(e)) => end = Some(End::Failed(e.close_code().0, format!("{e:?}"))),
                 Event::Closed(info) => {
                     match &end {
                         Some(End::Closed) => assert!(info.was_clean, "{info:?}"),
@@ -122,7 +126,7 @@ pub fn run_wsmachine(stream: &[u8], streaming: bool, u: &mut Unstructured<'_>) -
             }
         }
         // Nobody writes the output anywhere; take it so pongs are never refused.
-        while conn.poll_transmit().is_some() {}
+        conn.consume_output(conn.buffered_amount());
     }
     let end = end.unwrap_or_else(|| {
         assert_eq!(conn.state(), ReadyState::Open, "no terminal event, yet not open");
@@ -510,7 +514,7 @@ pub fn differential(data: &[u8]) {
     } else {
         normalize(stream, &ours, &theirs, &read_sizes)
     };
-    // For triage: `DIFFERENTIAL_VERBOSE=1 cargo test --test fuzz_regressions differential -- --nocapture`.
+    // For triage: `DIFFERENTIAL_VERBOSE=1 cargo test --test it differential -- --nocapture`.
     if std::env::var_os("DIFFERENTIAL_VERBOSE").is_some() {
         eprintln!(
             "{}\n  wsmachine:   {}\n  tungstenite: {}\n  -> {verdict:?}",

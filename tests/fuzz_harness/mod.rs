@@ -1,5 +1,5 @@
 //! The bodies of the fuzz targets, shared by `fuzz/fuzz_targets/*` (run by
-//! cargo-fuzz on nightly) and by `tests/fuzz_regressions.rs`, which replays
+//! cargo-fuzz on nightly) and by `tests/it/fuzz_regressions.rs`, which replays
 //! the checked-in corpora and every past finding on stable `cargo test`.
 //!
 //! Each function takes raw fuzzer bytes, drives the machine, and asserts
@@ -15,7 +15,8 @@ pub mod wire;
 
 use arbitrary::{Arbitrary, Unstructured};
 use std::time::Duration;
-use wsmachine::frame::FrameHeader;
+use wire::open_role;
+use wsmachine::internal::frame::FrameHeader;
 use wsmachine::rng::ChaCha20Rng;
 use wsmachine::{
     Accept, ClientRequest, CloseCode, Config, Connection, DataKind, Event, HttpResponse, Instant, ReadyState, Role,
@@ -92,17 +93,18 @@ pub fn frame_decode(data: &[u8]) {
 
 /// The invariants a connection run checks after every step: the state
 /// never moves backwards, no byte is emitted after CLOSED, and the heap
-/// (counted from `baseline`) stays within `bound`.
+/// (counted on the calling thread from `baseline`, so other threads of the
+/// process do not disturb it) stays within `bound`.
 pub struct Watch {
     state: ReadyState,
     emitted_at_close: Option<u64>,
-    baseline: usize,
+    baseline: isize,
     bound: usize,
 }
 
 impl Watch {
-    /// `baseline`: the allocator's count before the machines were made.
-    pub fn new(state: ReadyState, baseline: usize, bound: usize) -> Self {
+    /// `baseline`: [`alloc_count::bytes_this_thread`] before the machines were made.
+    pub fn new(state: ReadyState, baseline: isize, bound: usize) -> Self {
         Watch {
             state,
             emitted_at_close: None,
@@ -124,31 +126,45 @@ impl Watch {
             let at_close = *self.emitted_at_close.get_or_insert(emitted);
             assert_eq!(at_close, emitted, "bytes emitted after CLOSED");
         }
-        let heap = alloc_count::current().saturating_sub(self.baseline);
+        let heap = (alloc_count::bytes_this_thread() - self.baseline).max(0) as usize;
         assert!(heap <= self.bound, "heap {heap} above the bound {}", self.bound);
     }
 }
 
 /// Drains every event of `conn`, answering requests; returns them.
-fn drain(conn: &mut Connection, accept: bool) -> Vec<Event> {
+/// What `drain` saw: the events, with the requests (which it answers) as marks.
+#[derive(Debug)]
+enum Seen {
+    Request,
+    HttpRequest,
+    Event(Event),
+}
+
+fn drain(conn: &mut Connection, accept: bool) -> Vec<Seen> {
     let mut events = Vec::new();
     while let Some(e) = conn.poll_event() {
-        match &e {
+        match e {
             Event::Request(req) if accept => {
                 let proto = req.protocols.first().cloned();
                 let a = match proto {
                     Some(p) => Accept::new().protocol(&p),
                     None => Accept::new(),
                 };
-                conn.accept(a).expect("accepting a surfaced request");
+                conn.accept(req, a).expect("accepting a surfaced request");
+                events.push(Seen::Request);
             }
-            Event::Request(_) | Event::HttpRequest(_) => {
-                conn.reject(HttpResponse::new(404).body("no"))
+            Event::Request(req) => {
+                conn.reject(req, HttpResponse::new(404).body("no"))
                     .expect("rejecting a surfaced request");
+                events.push(Seen::Request);
             }
-            _ => {}
+            Event::HttpRequest(req) => {
+                conn.respond(req, HttpResponse::new(404).body("no"))
+                    .expect("answering a surfaced request");
+                events.push(Seen::HttpRequest);
+            }
+            e => events.push(Seen::Event(e)),
         }
-        events.push(e);
         assert!(events.len() < 1_000_000);
     }
     events
@@ -156,9 +172,10 @@ fn drain(conn: &mut Connection, accept: bool) -> Vec<Event> {
 
 fn take_all(conn: &mut Connection) -> Vec<u8> {
     let mut out = Vec::new();
-    while let Some(chunk) = conn.poll_transmit() {
-        out.extend_from_slice(&chunk);
+    for chunk in conn.output_chunks() {
+        out.extend_from_slice(chunk);
     }
+    conn.consume_output(conn.buffered_amount());
     assert_eq!(conn.buffered_amount(), 0);
     out
 }
@@ -185,7 +202,7 @@ pub fn server_handshake(data: &[u8]) {
     let out = take_all(&mut server);
     if out.is_empty() {
         // Still waiting for the head: it must be under the limit.
-        assert!(events.is_empty() || matches!(events[0], Event::Request(_) | Event::HttpRequest(_)));
+        assert!(events.is_empty() || matches!(events[0], Seen::Request | Seen::HttpRequest));
         return;
     }
     let mut headers = [httparse::EMPTY_HEADER; 64];
@@ -194,12 +211,15 @@ pub fn server_handshake(data: &[u8]) {
     assert!(status.is_complete(), "the server's response is complete");
     let code = resp.code.expect("status code");
     match events.first() {
-        Some(Event::Request(_)) if accept => {
+        Some(Seen::Request) if accept => {
             assert_eq!(code, 101);
-            assert!(matches!(events.get(1), Some(Event::Open { .. })), "{events:?}");
+            assert!(
+                matches!(events.get(1), Some(Seen::Event(Event::Open { .. }))),
+                "{events:?}"
+            );
         }
-        Some(Event::Request(_) | Event::HttpRequest(_)) => assert_eq!(code, 404),
-        Some(Event::Error(wsmachine::Error::Handshake { error, .. })) => {
+        Some(Seen::Request | Seen::HttpRequest) => assert_eq!(code, 404),
+        Some(Seen::Event(Event::Error(wsmachine::Failure::Handshake { error, .. }))) => {
             assert_eq!(code, error.status());
             assert!(matches!(code, 400 | 405 | 426 | 431));
         }
@@ -239,13 +259,13 @@ pub fn client_handshake(data: &[u8]) {
     }
     match events.first() {
         None => assert_eq!(client.state(), ReadyState::Connecting),
-        Some(Event::Open { response, .. }) => {
+        Some(Seen::Event(Event::Open { response, .. })) => {
             let r = response.as_ref().expect("client Open carries the response");
             assert_eq!(r.status, 101);
         }
-        Some(Event::Error(wsmachine::Error::Handshake { .. })) => {
+        Some(Seen::Event(Event::Error(wsmachine::Failure::Handshake { .. }))) => {
             assert_eq!(client.state(), ReadyState::Closed);
-            assert!(matches!(events.last(), Some(Event::Closed(_))));
+            assert!(matches!(events.last(), Some(Seen::Event(Event::Closed(_)))));
         }
         other => panic!("unexpected first event {other:?}"),
     }
@@ -298,8 +318,8 @@ pub fn connection(role: Role, data: &[u8]) {
         ..small_config(streaming)
     };
     let bound = 4 * (config.max_message_size + config.max_output_buffer + config.max_frame_size) + (1 << 20);
-    let baseline = alloc_count::current();
-    let mut conn = Connection::open_with_rng(role, config, ChaCha20Rng::from_seed([9; 32]));
+    let baseline = alloc_count::bytes_this_thread();
+    let mut conn = open_role(role, config, ChaCha20Rng::from_seed([9; 32]));
     let mut checker = wire::FrameChecker::new(role);
     let mut watch = Watch::new(conn.state(), baseline, bound);
     let mut now = 0u64;
@@ -322,8 +342,8 @@ pub fn connection(role: Role, data: &[u8]) {
                 masked.then_some([1, 2, 3, 4]),
                 &payload,
             )),
-            Op::SendText(t) => queued_by_app = Some(conn.send_text(&t).is_ok()),
-            Op::SendBinary(b) => queued_by_app = Some(conn.send_binary(&b).is_ok()),
+            Op::SendText(t) => queued_by_app = Some(conn.send(&t).is_ok()),
+            Op::SendBinary(b) => queued_by_app = Some(conn.send(&b).is_ok()),
             Op::SendFragment { text, data, fin } => {
                 let kind = if text { DataKind::Text } else { DataKind::Binary };
                 queued_by_app = Some(conn.send_fragment(kind, &data, fin).is_ok());
@@ -412,14 +432,14 @@ pub fn roundtrip(data: &[u8]) {
                 if t.len() > 60_000 {
                     continue;
                 }
-                tx.send_text(&t).unwrap();
+                tx.send(&t).unwrap();
                 expected.push((DataKind::Text, t.into_bytes()));
             }
             Msg::Binary(b) => {
                 if b.len() > 60_000 {
                     continue;
                 }
-                tx.send_binary(&b).unwrap();
+                tx.send(&b).unwrap();
                 expected.push((DataKind::Binary, b));
             }
             Msg::Fragmented { text, body, cuts } => {

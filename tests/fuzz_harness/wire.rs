@@ -39,11 +39,20 @@ pub fn header_value(head: &[u8], name: &str) -> Option<String> {
     })
 }
 
+/// An OPEN machine of `role` (handshake done elsewhere); `rng` masks for a client.
+pub fn open_role(role: Role, config: Config, rng: ChaCha20Rng) -> Connection {
+    match role {
+        Role::Server => Connection::open_server(config),
+        Role::Client => Connection::open_client(config, rng),
+    }
+}
+
 /// Hands everything `from` has queued to `to`.
 pub fn pump(from: &mut Connection, to: &mut Connection) {
-    while let Some(chunk) = from.poll_transmit() {
-        to.receive(&chunk);
+    for chunk in from.output_chunks() {
+        to.receive(chunk);
     }
+    from.consume_output(from.buffered_amount());
 }
 
 /// A client and a server machine after a real handshake, both OPEN, no
@@ -54,7 +63,7 @@ pub fn open_pair(config: Config) -> (Connection, Connection) {
     let mut server = Connection::server(config);
     pump(&mut client, &mut server);
     match server.poll_event() {
-        Some(Event::Request(_)) => server.accept(Accept::new()).unwrap(),
+        Some(Event::Request(request)) => server.accept(request, Accept::new()).unwrap(),
         other => panic!("expected a request, got {other:?}"),
     }
     assert!(matches!(server.poll_event(), Some(Event::Open { .. })));

@@ -1,18 +1,9 @@
 //! The closing handshake and every other way a connection ends
 //! (RFC 6455 §5.5.1, §7).
 
-mod util;
-
+use crate::util::*;
 use std::time::Duration;
-use util::*;
-use wsmachine::{CloseCode, CloseFrame, Config, DataKind, Error, Event, Instant, ProtocolError, ReadyState, Role};
-
-fn close_event(code: u16, reason: &str) -> Event {
-    Event::Close(CloseFrame {
-        code: Some(CloseCode(code)),
-        reason: reason.into(),
-    })
-}
+use wsmachine::{CloseCode, Config, DataKind, Error, Event, Failure, Instant, ProtocolError, ReadyState, Role};
 
 // RFC 6455 §7.1.2, §5.5.1, §7.1.1: the client starts the closing handshake;
 // the server answers once and closes the TCP connection first.
@@ -30,7 +21,7 @@ fn client_initiates() {
         (OP_CLOSE, true, &close_payload(1000, "bye")[..])
     );
 
-    assert_eq!(p.server_events, [close_event(1000, "bye"), closed(1000, "bye", true)]);
+    assert_eq!(p.server_events, [closed(1000, "bye", true)]);
     assert_eq!(p.server.state(), ReadyState::Closed);
     assert!(!p.server.should_close_transport(), "the answer is not written yet");
     let reply = p.server_to_client();
@@ -44,7 +35,7 @@ fn client_initiates() {
         "§7.1.1: the server closes the TCP connection first"
     );
 
-    assert_eq!(p.client_events, [close_event(1000, ""), closed(1000, "", true)]);
+    assert_eq!(p.client_events, [closed(1000, "", true)]);
     assert_eq!(p.client.state(), ReadyState::Closed);
     assert_eq!(p.client.buffered_amount(), 0, "no second close frame");
     assert!(
@@ -87,10 +78,7 @@ fn server_initiates() {
         p.server_to_client(),
         server_frame(true, OP_CLOSE, &close_payload(1001, "restart"))
     );
-    assert_eq!(
-        p.client_events,
-        [close_event(1001, "restart"), closed(1001, "restart", true)]
-    );
+    assert_eq!(p.client_events, [closed(1001, "restart", true)]);
     assert_eq!(p.client.state(), ReadyState::Closed);
     assert!(!p.client.should_close_transport());
 
@@ -100,7 +88,7 @@ fn server_initiates() {
         (reply[0].close_code(), reply[0].payload.len(), reply[0].mask.is_some()),
         (Some(1001), 2, true)
     );
-    assert_eq!(p.server_events, [close_event(1001, ""), closed(1001, "", true)]);
+    assert_eq!(p.server_events, [closed(1001, "", true)]);
     assert_eq!(p.server.state(), ReadyState::Closed);
     assert!(p.server.should_close_transport());
     assert_eq!(p.server.buffered_amount(), 0);
@@ -116,14 +104,8 @@ fn both_close_simultaneously() {
     p.server.close(CloseCode(4001), "from server").unwrap();
     let c_out = take_output(&mut p.client);
     let s_out = take_output(&mut p.server);
-    assert_eq!(
-        feed(&mut p.server, &c_out),
-        [close_event(4000, "from client"), closed(4000, "from client", true)]
-    );
-    assert_eq!(
-        feed(&mut p.client, &s_out),
-        [close_event(4001, "from server"), closed(4001, "from server", true)]
-    );
+    assert_eq!(feed(&mut p.server, &c_out), [closed(4000, "from client", true)]);
+    assert_eq!(feed(&mut p.client, &s_out), [closed(4001, "from server", true)]);
     assert_eq!(p.server.buffered_amount(), 0, "no answer to a close after ours");
     assert_eq!(p.client.buffered_amount(), 0, "no answer to a close after ours");
     assert_eq!(
@@ -145,7 +127,9 @@ fn close_timeout_when_the_peer_never_answers() {
         let mut conn = open(role, config);
         assert_eq!(conn.poll_timeout(), None, "no timer while OPEN");
         conn.close(CloseCode::NORMAL, "").unwrap();
-        assert_eq!(conn.poll_timeout(), None, "deadline set by the next handle_timeout");
+        // Due at once (at the latest time passed in), so the caller's next
+        // handle_timeout gives it its deadline.
+        assert_eq!(conn.poll_timeout(), Some(Instant::from_millis(0)), "due at once");
         let t0 = Instant::from_millis(1_000);
         conn.handle_timeout(t0);
         let deadline = t0 + Duration::from_millis(250);
@@ -158,7 +142,7 @@ fn close_timeout_when_the_peer_never_answers() {
         conn.handle_timeout(deadline);
         assert_eq!(
             events(&mut conn),
-            [Event::Error(Error::CloseTimeout), closed(1006, "", false)]
+            [Event::Error(Failure::CloseTimeout), closed(1006, "", false)]
         );
         assert_eq!(conn.state(), ReadyState::Closed);
         assert!(conn.should_close_transport());
@@ -177,7 +161,7 @@ fn an_answered_close_does_not_time_out() {
     assert_eq!(p.server.poll_timeout(), Some(t0 + Duration::from_secs(5)));
     p.drive();
     let (_, s) = p.take_events();
-    assert_eq!(s, [close_event(1000, ""), closed(1000, "", true)]);
+    assert_eq!(s, [closed(1000, "", true)]);
     assert_eq!(p.server.poll_timeout(), None);
     p.server.handle_timeout(t0 + Duration::from_secs(60));
     assert_eq!(events(&mut p.server), []);
@@ -189,11 +173,7 @@ fn an_answered_close_does_not_time_out() {
     p.drive();
     p.client.handle_timeout(t0 + Duration::from_secs(5));
     let (c, _) = p.take_events();
-    assert_eq!(
-        c,
-        [close_event(1000, ""), closed(1000, "", true)],
-        "no CloseTimeout after a clean close"
-    );
+    assert_eq!(c, [closed(1000, "", true)], "no CloseTimeout after a clean close");
 }
 
 // RFC 6455 §5.5.1: after sending a close frame, an endpoint sends no more
@@ -203,8 +183,8 @@ fn nothing_is_sent_after_a_close_frame() {
     let mut p = Pair::connected();
     p.client.close(CloseCode::NORMAL, "").unwrap();
     let closing = Err(Error::NotOpen(ReadyState::Closing));
-    assert_eq!(p.client.send_text("x"), closing);
-    assert_eq!(p.client.send_binary(b"x"), closing);
+    assert_eq!(p.client.send("x"), closing);
+    assert_eq!(p.client.send(b"x"), closing);
     assert_eq!(p.client.send_fragment(DataKind::Binary, b"x", true), closing);
     assert_eq!(p.client.ping(b"x"), closing);
     assert_eq!(p.client.pong(b"x"), closing);
@@ -214,7 +194,7 @@ fn nothing_is_sent_after_a_close_frame() {
 
     // The server's data sent before it saw our close is still delivered; its
     // ping is reported but not answered.
-    p.server.send_text("late data").unwrap();
+    p.server.send("late data").unwrap();
     p.server.ping(b"late ping").unwrap();
     p.server_to_client();
     assert_eq!(p.client_events, [text("late data"), Event::Ping("late ping".into())]);
@@ -274,13 +254,13 @@ fn close_arguments_are_checked() {
     let mut server = open(Role::Server, Config::default());
     for code in [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000] {
         assert!(
-            matches!(server.close(CloseCode(code), ""), Err(Error::InvalidArgument(_))),
+            matches!(server.close(CloseCode(code), ""), Err(Error::Misuse(_))),
             "{code}"
         );
     }
     assert!(matches!(
         server.close(CloseCode::NORMAL, &"é".repeat(62)),
-        Err(Error::InvalidArgument(_))
+        Err(Error::Misuse(_))
     ));
     assert_eq!(server.buffered_amount(), 0);
     assert_eq!(server.state(), ReadyState::Open);
@@ -302,22 +282,14 @@ fn close_arguments_are_checked() {
 #[test]
 fn messages_before_the_close_arrive_first() {
     let mut p = Pair::connected();
-    p.client.send_text("first").unwrap();
-    p.client.send_binary(b"second").unwrap();
+    p.client.send("first").unwrap();
+    p.client.send(b"second").unwrap();
     p.client.close(CloseCode::NORMAL, "done").unwrap();
     p.chunking = vec![1];
     p.drive();
     let (c, s) = p.take_events();
-    assert_eq!(
-        s,
-        [
-            text("first"),
-            binary(b"second"),
-            close_event(1000, "done"),
-            closed(1000, "done", true)
-        ]
-    );
-    assert_eq!(c, [close_event(1000, ""), closed(1000, "", true)]);
+    assert_eq!(s, [text("first"), binary(b"second"), closed(1000, "done", true)]);
+    assert_eq!(c, [closed(1000, "", true)]);
 }
 
 // WebSocket API bufferedAmount: bytes queued minus bytes handed to the transport.
@@ -325,11 +297,11 @@ fn messages_before_the_close_arrive_first() {
 fn buffered_amount_is_queued_minus_consumed() {
     let mut server = open(Role::Server, Config::default());
     assert_eq!(server.buffered_amount(), 0);
-    server.send_text("0123456789").unwrap();
+    server.send("0123456789").unwrap();
     assert_eq!(server.buffered_amount(), 12);
     server.ping(b"").unwrap();
     assert_eq!(server.buffered_amount(), 14);
-    server.send_binary(&[0; 200]).unwrap();
+    server.send(&[0; 200]).unwrap();
     assert_eq!(server.buffered_amount(), 14 + 4 + 200);
     server.consume_output(5);
     assert_eq!(server.buffered_amount(), 213);
@@ -338,15 +310,16 @@ fn buffered_amount_is_queued_minus_consumed() {
         b'3',
         "the front moved by 5 bytes (2 of header, 3 of payload)"
     );
-    let chunk = server.poll_transmit().unwrap();
-    assert_eq!(server.buffered_amount(), 213 - chunk.len());
+    let chunk = server.pending_output().len();
+    server.consume_output(chunk);
+    assert_eq!(server.buffered_amount(), 213 - chunk);
     server.consume_output(usize::MAX);
     assert_eq!(server.buffered_amount(), 0);
     assert!(server.pending_output().is_empty());
-    assert!(server.poll_transmit().is_none());
+    assert_eq!(server.output_chunks().count(), 0);
 
     let mut client = open(Role::Client, Config::default());
-    client.send_text("abc").unwrap();
+    client.send("abc").unwrap();
     assert_eq!(client.buffered_amount(), 2 + 4 + 3, "masked frames carry the key");
     client.close(CloseCode::NORMAL, "").unwrap();
     assert_eq!(client.buffered_amount(), 9 + 2 + 4 + 2);
@@ -357,15 +330,15 @@ fn buffered_amount_is_queued_minus_consumed() {
 fn full_conversation_then_close() {
     let mut p = Pair::connected();
     p.chunking = vec![2, 9, 1];
-    p.client.send_text("hello").unwrap();
+    p.client.send("hello").unwrap();
     p.drive();
     assert_eq!(p.take_events().1, [text("hello")]);
-    p.server.send_text("hello back").unwrap();
+    p.server.send("hello back").unwrap();
     p.server.close(CloseCode::NORMAL, "").unwrap();
     p.drive();
     let (c, s) = p.take_events();
-    assert_eq!(c, [text("hello back"), close_event(1000, ""), closed(1000, "", true)]);
-    assert_eq!(s, [close_event(1000, ""), closed(1000, "", true)]);
+    assert_eq!(c, [text("hello back"), closed(1000, "", true)]);
+    assert_eq!(s, [closed(1000, "", true)]);
     assert!(p.server.should_close_transport());
     p.client.receive_eof();
     assert!(p.client.should_close_transport());
@@ -383,8 +356,58 @@ fn eof_after_an_unpolled_close_frame_is_still_clean() {
     bytes.extend(server_frame(true, OP_CLOSE, &close_payload(1000, "")));
     client.receive(&bytes);
     client.receive_eof();
-    assert_eq!(
-        events(&mut client),
-        [text("last words"), close_event(1000, ""), closed(1000, "", true)]
+    assert_eq!(events(&mut client), [text("last words"), closed(1000, "", true)]);
+}
+
+// RFC 6455 §7.1.1: following the documented loop exactly (receive, then
+// `handle_timeout(now)`, then events, then output, then sleep until
+// `poll_timeout()`), a close the peer never answers ends CLOSED 1006 after
+// the close timeout, with no extra call.
+#[test]
+fn the_documented_loop_gets_the_close_timeout() {
+    let config = Config {
+        close_timeout: Duration::from_secs(5),
+        ..Config::default()
+    };
+    let mut conn = open(Role::Server, config);
+    let mut now = Instant::from_millis(40_000);
+    let mut seen = Vec::new();
+    let mut closed_at = None;
+    for turn in 0..10 {
+        conn.receive(&[]); // the peer says nothing
+        conn.handle_timeout(now);
+        while let Some(event) = conn.poll_event() {
+            seen.push(event);
+        }
+        if turn == 0 {
+            conn.close(CloseCode::NORMAL, "bye").unwrap();
+        }
+        conn.consume_output(conn.buffered_amount());
+        if conn.state() == ReadyState::Closed {
+            closed_at = Some(now);
+            break;
+        }
+        // Sleep until the deadline (or a second, when there is none).
+        now = conn.poll_timeout().map_or(now + Duration::from_secs(1), |t| t.max(now));
+    }
+    assert_eq!(closed_at, Some(Instant::from_millis(45_000)));
+    assert!(
+        matches!(seen.as_slice(), [Event::Error(Failure::CloseTimeout), Event::Closed(i)] if i.code == CloseCode::ABNORMAL && !i.was_clean)
     );
+}
+
+// A `Duration::MAX` close timeout means never: no overflow, no deadline.
+#[test]
+fn a_duration_max_close_timeout_never_fires() {
+    let config = Config {
+        close_timeout: Duration::MAX,
+        ..Config::default()
+    };
+    let mut conn = open(Role::Client, config);
+    conn.close(CloseCode::NORMAL, "").unwrap();
+    conn.handle_timeout(Instant::from_millis(1));
+    assert_eq!(conn.poll_timeout(), None);
+    conn.handle_timeout(Instant::from_duration(Duration::MAX));
+    assert_eq!(conn.state(), ReadyState::Closing);
+    assert_eq!(events(&mut conn), []);
 }

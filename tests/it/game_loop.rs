@@ -3,10 +3,10 @@
 //! the snapshots broadcast every tick reflect them.
 
 #[allow(dead_code)]
-#[path = "../examples/game_loop.rs"]
-mod game_loop;
+#[path = "../../examples/game_loop.rs"]
+mod example;
 
-use game_loop::{Game, HEIGHT, SPAWN, TICK_HZ, WIDTH, parse_position};
+use example::{Game, HEIGHT, SPAWN, TICK_HZ, WIDTH, parse_position};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpStream};
@@ -84,7 +84,7 @@ impl Player {
     }
 
     fn send(&mut self, text: &str) {
-        self.ws.send_text(text).expect("send");
+        self.ws.send(text).expect("send");
         loop {
             match self.ws.flush() {
                 Err(e) if e.is_would_block() => std::thread::sleep(Duration::from_millis(1)),
@@ -207,7 +207,7 @@ fn bad_input_is_ignored_and_leavers_disappear() {
     for junk in ["", "100", "x,y", "NaN,1", "1,2,3", "١,٢"] {
         b.send(junk);
     }
-    b.ws.send_binary(b"12,34").unwrap();
+    b.ws.send(b"12,34").unwrap();
     // A valid move after the junk shows the junk was read and skipped, not applied.
     b.send("7,8");
     let seen = a.wait_state("b at 7,8", |s| s.get(&b_id) != Some(&(100, 100)));

@@ -3,8 +3,6 @@
 //! names a Python with `websockets` installed (scripts/interop_deflate.sh
 //! sets it up); otherwise it says so and passes.
 
-#![cfg(feature = "deflate")]
-
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -145,8 +143,8 @@ fn python_client_with_our_server() {
         for _ in 0..3 {
             let (stream, _) = listener.accept().unwrap();
             stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-            let mut ws = blocking::accept_with(stream, Config::default(), |_, _| {
-                Ok(Accept::new().deflate(DeflateConfig {
+            let mut ws = blocking::accept_with(stream, Config::default(), |_| {
+                blocking::Decision::Accept(Accept::new().deflate(DeflateConfig {
                     threshold: 0,
                     ..DeflateConfig::default()
                 }))

@@ -3,22 +3,14 @@
 //! memory a connection holds for each setting (window bits, context
 //! takeover) is measured.
 
-#![cfg(feature = "deflate")]
-
-#[path = "fuzz_harness/alloc_count.rs"]
-mod alloc_count;
-#[path = "fuzz_harness/wire.rs"]
-mod wire;
-
-use alloc_count::CountingAlloc;
+use crate::fuzz_harness::{alloc_count, wire};
 use std::sync::Mutex;
 use wsmachine::deflate::DeflateConfig;
-use wsmachine::{Accept, Config, Connection, Error, Event, ProtocolError, ReadyState};
+use wsmachine::{Accept, Config, Connection, Event, Failure, ProtocolError, ReadyState};
 
-#[global_allocator]
-static ALLOC: CountingAlloc = CountingAlloc;
-
-/// The counters are global: measure one case at a time.
+/// The counters are per thread, so tests elsewhere in the binary do not
+/// disturb a measurement; these cases still run one at a time, so their
+/// large inputs are not in memory together.
 static SERIAL: Mutex<()> = Mutex::new(());
 
 const KEY: [u8; 4] = [0x11, 0x22, 0x33, 0x44];
@@ -38,11 +30,11 @@ fn server(config: Config, offer: &str, deflate: DeflateConfig) -> Connection {
     let mut conn = Connection::server(config);
     conn.receive(&request(offer));
     while let Some(e) = conn.poll_event() {
-        if let Event::Request(_) = e {
-            conn.accept(Accept::new().deflate(deflate.clone())).unwrap();
+        if let Event::Request(pending) = e {
+            conn.accept(pending, Accept::new().deflate(deflate.clone())).unwrap();
         }
     }
-    while conn.poll_transmit().is_some() {}
+    conn.consume_output(conn.buffered_amount());
     assert!(conn.deflate().is_some(), "deflate negotiated");
     conn
 }
@@ -81,7 +73,7 @@ fn decompression_bomb_ends_with_1009_before_the_memory_is_reserved() {
             max_message_size: LIMIT,
             ..Config::default()
         };
-        let base = alloc_count::reset_peak();
+        let base = alloc_count::reset_peak_this_thread();
         let mut conn = server(config, "permessage-deflate", DeflateConfig::default());
         let mut events = Vec::new();
         for piece in frame.chunks(chunk) {
@@ -90,19 +82,19 @@ fn decompression_bomb_ends_with_1009_before_the_memory_is_reserved() {
                 events.push(e);
             }
         }
-        let peak = alloc_count::peak() - base;
+        let peak = (alloc_count::peak_this_thread() - base) as usize;
         eprintln!("chunks of {chunk}: peak heap {peak} bytes (limit {LIMIT})");
         assert!(peak < LIMIT + CONSTANT, "peak heap {peak} bytes");
         assert!(
             matches!(
                 events.first(),
-                Some(Event::Error(Error::Protocol(ProtocolError::MessageTooLarge { len, limit: LIMIT })))
+                Some(Event::Error(Failure::Protocol(ProtocolError::MessageTooLarge { len, limit: LIMIT })))
                     if *len as usize == LIMIT + 1
             ),
             "{events:?}"
         );
         assert_eq!(conn.state(), ReadyState::Closed);
-        let out: Vec<u8> = std::iter::from_fn(|| conn.poll_transmit()).flatten().collect();
+        let out: Vec<u8> = conn.output_chunks().flatten().copied().collect();
         // The close frame (RFC 6455 §7.4.1): 1009.
         assert_eq!(out[0], 0x88);
         assert_eq!(u16::from_be_bytes([out[2], out[3]]), 1009);
@@ -130,7 +122,7 @@ fn decompression_bomb_in_fragments_and_streaming() {
             streaming,
             ..Config::default()
         };
-        let base = alloc_count::reset_peak();
+        let base = alloc_count::reset_peak_this_thread();
         let mut conn = server(config, "permessage-deflate", DeflateConfig::default());
         let mut error = None;
         let mut delivered = 0;
@@ -144,12 +136,12 @@ fn decompression_bomb_in_fragments_and_streaming() {
                 }
             }
         }
-        let peak = alloc_count::peak() - base;
+        let peak = (alloc_count::peak_this_thread() - base) as usize;
         eprintln!("streaming {streaming}: peak heap {peak} bytes, {delivered} bytes delivered");
         assert!(peak < LIMIT + CONSTANT, "peak heap {peak} bytes");
         assert!(delivered <= LIMIT);
         assert!(
-            matches!(error, Some(Error::Protocol(ProtocolError::MessageTooLarge { .. }))),
+            matches!(error, Some(Failure::Protocol(ProtocolError::MessageTooLarge { .. }))),
             "{error:?}"
         );
     }
@@ -162,8 +154,8 @@ fn footprint(offer: &str, deflate: DeflateConfig, bits_in: u8) -> (usize, usize)
         .map(|i| format!("{{\"id\":{i},\"name\":\"user{}\",\"ok\":true}},", i % 13))
         .collect();
     let frame = wire::frame(0x1, true, 0b100, Some(KEY), &compress(text.as_bytes(), bits_in));
-    let before = alloc_count::current();
-    let base = alloc_count::reset_peak();
+    let before = alloc_count::bytes_this_thread();
+    let base = alloc_count::reset_peak_this_thread();
     let mut conn = server(Config::default(), offer, deflate);
     conn.receive(&frame);
     let mut got = None;
@@ -174,11 +166,11 @@ fn footprint(offer: &str, deflate: DeflateConfig, bits_in: u8) -> (usize, usize)
     }
     let got = got.expect("the message");
     assert_eq!(got.as_str(), text);
-    conn.send_text(got.as_str()).unwrap();
+    conn.send(got.as_str()).unwrap();
     drop(got);
-    while conn.poll_transmit().is_some() {}
-    let peak = alloc_count::peak() - base;
-    let held = alloc_count::current() - before + std::mem::size_of::<Connection>();
+    conn.consume_output(conn.buffered_amount());
+    let peak = (alloc_count::peak_this_thread() - base) as usize;
+    let held = (alloc_count::bytes_this_thread() - before) as usize + std::mem::size_of::<Connection>();
     let no_takeover = conn
         .deflate()
         .is_some_and(|p| p.server_no_context_takeover && p.client_no_context_takeover);
@@ -218,16 +210,16 @@ fn memory_per_setting() {
     }
     let (plain_held, _) = {
         // The same connection without deflate, for reference.
-        let before = alloc_count::current();
+        let before = alloc_count::bytes_this_thread();
         let mut conn = Connection::server(Config::default());
         conn.receive(&request("x-none"));
         while let Some(e) = conn.poll_event() {
-            if let Event::Request(_) = e {
-                conn.accept(Accept::new()).unwrap();
+            if let Event::Request(pending) = e {
+                conn.accept(pending, Accept::new()).unwrap();
             }
         }
-        while conn.poll_transmit().is_some() {}
-        let held = alloc_count::current() - before + std::mem::size_of::<Connection>();
+        conn.consume_output(conn.buffered_amount());
+        let held = (alloc_count::bytes_this_thread() - before) as usize + std::mem::size_of::<Connection>();
         drop(conn);
         (held, 0)
     };

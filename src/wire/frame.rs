@@ -102,13 +102,26 @@ impl FrameHeader {
         }
     }
 
+    /// The RSV bits as a mask (RSV1 = `0b100`, RSV2 = `0b010`, RSV3 =
+    /// `0b001`), the form extensions claim them in.
+    pub fn rsv(&self) -> u8 {
+        (u8::from(self.rsv1) << 2) | (u8::from(self.rsv2) << 1) | u8::from(self.rsv3)
+    }
+
+    /// Sets the RSV bits from a mask (see [`FrameHeader::rsv`]).
+    pub fn set_rsv(&mut self, rsv: u8) {
+        self.rsv1 = rsv & 0b100 != 0;
+        self.rsv2 = rsv & 0b010 != 0;
+        self.rsv3 = rsv & 0b001 != 0;
+    }
+
     /// Decodes a header from the start of `buf`.
     ///
     /// Returns `Ok(Some((header, header_len)))` when the whole header is
     /// present, `Ok(None)` when more bytes are needed.
     ///
     /// ```
-    /// use wsmachine::frame::{FrameHeader, OpCode};
+    /// use wsmachine::internal::frame::{FrameHeader, OpCode};
     /// let (h, n) = FrameHeader::decode(&[0x81, 0x05, b'h']).unwrap().unwrap();
     /// assert_eq!((h.opcode, h.fin, h.payload_len, n), (OpCode::Text, true, 5, 2));
     /// assert_eq!(FrameHeader::decode(&[0x81]), Ok(None));

@@ -1,8 +1,6 @@
 //! The tokio driver over real loopback TCP: a client from
 //! `wsmachine::tokio::connect` against a server from `wsmachine::tokio::accept`.
 
-#![cfg(feature = "tokio")]
-
 use futures_util::stream::FusedStream;
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
@@ -95,7 +93,7 @@ async fn echoes_text_binary_and_a_mebibyte() {
     assert!(client.is_terminated());
 
     let others = server.await.unwrap().unwrap();
-    assert!(matches!(&others[..], [Event::Close(f), Event::Closed(i)] if f.reason == "done" && i.was_clean));
+    assert!(matches!(&others[..], [Event::Closed(i)] if i.reason == "done" && i.was_clean));
 }
 
 #[tokio::test]
@@ -139,11 +137,8 @@ async fn server_closes_first() {
     });
     let (mut client, _) = ws::connect(&url).await.unwrap();
     client.send(Message::Text("bye?".into())).await.unwrap();
-    let Event::Close(frame) = next_message(&mut client).await else {
-        panic!("expected the server's close frame")
-    };
-    assert_eq!((frame.code, frame.reason.as_str()), (Some(CloseCode(4000)), "bye"));
     let info = read_to_end(&mut client).await;
+    assert_eq!(info.reason, "bye");
     assert!(info.was_clean);
     assert_eq!(info.code, CloseCode(4000));
     // Sending after the end is refused: the connection is over.
@@ -152,7 +147,7 @@ async fn server_closes_first() {
         Err(Error::Closed)
     ));
     assert!(matches!(
-        client.connection_mut().send_text("late"),
+        client.connection_mut().send("late"),
         Err(wsmachine::Error::NotOpen(wsmachine::ReadyState::Closed))
     ));
 
@@ -288,7 +283,7 @@ async fn close_timeout_fires_when_the_peer_never_answers() {
 
     assert!(matches!(
         client.next().await,
-        Some(Err(Error::Ws(wsmachine::Error::CloseTimeout)))
+        Some(Err(Error::Failed(wsmachine::Failure::CloseTimeout)))
     ));
     assert!(started.elapsed() >= timeout, "fired after {:?}", started.elapsed());
     match client.next().await {
@@ -312,20 +307,19 @@ async fn the_client_stops_waiting_for_the_servers_end_of_stream() {
     let server = tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
         let mut ws = ws::accept(tcp).await?;
-        assert!(matches!(next_message(&mut ws).await, Event::Close(_)));
-        // Write the close reply, then hold TCP open without polling on.
+        // Closed comes once the close reply is written; then hold TCP open without polling on.
+        assert!(matches!(next_message(&mut ws).await, Event::Closed(_)));
         ws.flush().await?;
         done_rx.await.unwrap();
         Ok::<_, Error>(())
     });
     let (mut client, _) = ws::connect(&url).await.unwrap();
     client.close(CloseCode::NORMAL, "").await.unwrap();
-    assert!(matches!(next_message(&mut client).await, Event::Close(_)));
-    let started = tokio::time::Instant::now();
-    match client.next().await {
-        Some(Ok(Event::Closed(info))) => assert!(info.was_clean),
+    match next_message(&mut client).await {
+        Event::Closed(info) => assert!(info.was_clean),
         other => panic!("expected Closed, got {other:?}"),
     }
+    let started = tokio::time::Instant::now();
     assert!(client.next().await.is_none());
     let waited = started.elapsed();
     assert!(waited >= Duration::from_secs(5), "gave up after {waited:?}");
@@ -338,10 +332,13 @@ async fn a_rejected_handshake_is_an_error_on_both_sides() {
     let (listener, url) = listener().await;
     let server = tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
-        ws::accept_with(tcp, Config::default(), |_, _| Err(HttpResponse::new(403).body("no"))).await
+        ws::accept_with(tcp, Config::default(), |_| {
+            ws::Decision::Respond(HttpResponse::new(403).body("no"))
+        })
+        .await
     });
     match ws::connect(&url).await {
-        Err(Error::Ws(wsmachine::Error::Handshake { response, .. })) => {
+        Err(Error::Failed(wsmachine::Failure::Handshake { response, .. })) => {
             assert_eq!(response.expect("the server's response").status, 403)
         }
         other => panic!("expected a handshake error, got {other:?}"),
@@ -373,7 +370,7 @@ async fn a_bad_request_gets_its_answer_before_the_error() {
     );
     assert!(matches!(
         server.await.unwrap(),
-        Err(Error::Ws(wsmachine::Error::Handshake {
+        Err(Error::Failed(wsmachine::Failure::Handshake {
             error: wsmachine::HandshakeError::InvalidKey,
             ..
         }))
@@ -385,8 +382,8 @@ async fn connect_with_any_stream_and_a_subprotocol() {
     let (listener, url) = listener().await;
     let server = tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
-        let mut ws = ws::accept_with(tcp, Config::default(), |req, _| {
-            Ok(wsmachine::Accept::new().protocol(&req.protocols[0]))
+        let mut ws = ws::accept_with(tcp, Config::default(), |req| {
+            ws::Decision::Accept(wsmachine::Accept::new().protocol(&req.protocols[0]))
         })
         .await?;
         read_to_end(&mut ws).await;
@@ -400,4 +397,34 @@ async fn connect_with_any_stream_and_a_subprotocol() {
     client.close(CloseCode::NORMAL, "").await.unwrap();
     assert!(read_to_end(&mut client).await.was_clean);
     server.await.unwrap().unwrap();
+}
+
+// A `Duration::MAX` close timeout is never, in the tokio driver too: its
+// deadline does not fit tokio's clock, and nothing panics.
+#[tokio::test]
+async fn a_duration_max_close_timeout_does_not_panic() {
+    let (listener, url) = listener().await;
+    let (done_tx, done_rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let _ws = ws::accept(tcp).await.unwrap();
+        // Never reads: the client's close goes unanswered.
+        done_rx.await.unwrap();
+    });
+    let tcp = TcpStream::connect(url.trim_start_matches("ws://").trim_end_matches('/'))
+        .await
+        .unwrap();
+    let config = Config {
+        close_timeout: Duration::MAX,
+        ..Config::default()
+    };
+    let (mut client, _) = ws::connect_with(tcp, ClientRequest::from_url(&url).unwrap(), config)
+        .await
+        .unwrap();
+    client.close(CloseCode::NORMAL, "").await.unwrap();
+    let waited = tokio::time::timeout(Duration::from_millis(300), client.next()).await;
+    assert!(waited.is_err(), "still waiting for the close reply: {waited:?}");
+    assert_eq!(client.connection().state(), wsmachine::ReadyState::Closing);
+    done_tx.send(()).unwrap();
+    server.await.unwrap();
 }

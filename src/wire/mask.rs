@@ -22,7 +22,7 @@ use core::mem::MaybeUninit;
 /// (the count of payload bytes before `buf`).
 ///
 /// ```
-/// use wsmachine::mask::apply_mask;
+/// use wsmachine::internal::mask::apply_mask;
 /// let key = [0x37, 0xfa, 0x21, 0x3d];
 /// let mut data = *b"Hello";
 /// apply_mask(&mut data, key, 0);
@@ -77,30 +77,13 @@ fn xor_words(buf: &mut [u8], key: [u8; 4]) {
     }
 }
 
-/// Copies `src` into `dst` masked with `key` (starting at key position 0) in
-/// one pass. `dst` and `src` must have the same length; extra bytes of the
-/// longer one are left alone.
-pub fn mask_copy(dst: &mut [u8], src: &[u8], key: [u8; 4]) {
-    let wide = widen(key);
-    let mut d = dst.chunks_exact_mut(BLOCK);
-    let mut s = src.chunks_exact(BLOCK);
-    for (db, sb) in (&mut d).zip(&mut s) {
-        for ((o, i), k) in db.iter_mut().zip(sb.iter()).zip(wide.iter()) {
-            *o = *i ^ *k;
-        }
-    }
-    for ((o, i), k) in d.into_remainder().iter_mut().zip(s.remainder()).zip(wide.iter()) {
-        *o = *i ^ *k;
-    }
-}
-
 /// Appends `src` to `dst` masked with `key` from key position `offset`, in
 /// one pass: the bytes are written once, straight into `dst`'s spare
 /// capacity (no zeroing, no second pass).
 ///
 /// ```
 /// use bytes::BytesMut;
-/// use wsmachine::mask::{apply_mask, extend_masked};
+/// use wsmachine::internal::mask::{apply_mask, extend_masked};
 /// let mut buf = BytesMut::from(&b"ab"[..]);
 /// extend_masked(&mut buf, b"Hello", [1, 2, 3, 4], 2);
 /// let mut expected = *b"Hello";
@@ -222,11 +205,6 @@ mod tests {
                 assert_eq!(a, b, "len {len} offset {offset}");
             }
             let src: Vec<u8> = (0..len).map(|i| (i * 13) as u8).collect();
-            let mut dst = vec![0u8; len];
-            mask_copy(&mut dst, &src, key);
-            let mut b = src.clone();
-            naive(&mut b, key, 0);
-            assert_eq!(dst, b);
             for offset in 0..4 {
                 let mut grown = BytesMut::from(&b"xy"[..]);
                 extend_masked(&mut grown, &src, key, offset);

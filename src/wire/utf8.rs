@@ -21,7 +21,7 @@ impl fmt::Display for InvalidUtf8 {
 /// Validates a stream of UTF-8 in pieces.
 ///
 /// ```
-/// use wsmachine::utf8::Utf8Validator;
+/// use wsmachine::internal::utf8::Utf8Validator;
 /// let mut v = Utf8Validator::new();
 /// let euro = "€".as_bytes(); // three bytes
 /// assert!(v.feed(&euro[..1]).is_ok());
@@ -130,6 +130,16 @@ fn char_width(first: u8) -> usize {
 }
 
 /// A `Bytes` buffer known to hold valid UTF-8: the payload of a text message.
+///
+/// It derefs to `str`, validated once when it was made (as the message
+/// arrived), so reading it costs nothing more:
+///
+/// ```
+/// use wsmachine::Utf8Bytes;
+/// let text = Utf8Bytes::from("hello");
+/// assert!(text.starts_with("he")); // a `str` method, through `Deref`
+/// assert_eq!(format!("{text}"), "hello");
+/// ```
 #[derive(Clone, PartialEq, Eq, Hash, Default)]
 pub struct Utf8Bytes(Bytes);
 
@@ -142,19 +152,17 @@ impl Utf8Bytes {
         }
     }
 
-    /// Wraps bytes the crate has already validated.
+    /// Wraps bytes the crate has already validated as UTF-8 (every caller
+    /// ran them through [`Utf8Validator`] or `simdutf8` to the end of the
+    /// message). Debug builds check it again.
     pub(crate) fn from_validated(bytes: Bytes) -> Self {
+        debug_assert!(core::str::from_utf8(&bytes).is_ok(), "text not validated");
         Utf8Bytes(bytes)
     }
 
     /// The text.
-    ///
-    /// The bytes were validated on arrival; turning them into `&str` without
-    /// checking would need `unsafe`, which this crate keeps to the masking
-    /// module, so this checks them again with SIMD validation (near memory
-    /// speed). Use [`Utf8Bytes::as_bytes`] when bytes will do.
     pub fn as_str(&self) -> &str {
-        simdutf8::basic::from_utf8(&self.0).unwrap_or_default()
+        str_of_validated(&self.0)
     }
 
     /// The underlying bytes.
@@ -166,15 +174,47 @@ impl Utf8Bytes {
     pub fn into_bytes(self) -> Bytes {
         self.0
     }
+}
 
-    /// Length in bytes.
-    pub fn len(&self) -> usize {
-        self.0.len()
+/// The one unchecked conversion of the crate: `bytes` of a [`Utf8Bytes`].
+#[allow(unsafe_code)]
+fn str_of_validated(bytes: &[u8]) -> &str {
+    // SAFETY: a `Utf8Bytes` is only made from bytes that were validated as
+    // UTF-8 (`try_from_bytes`, `From<&str>`, `From<String>`, and
+    // `from_validated`, whose callers validated the whole message), and its
+    // bytes are never mutated afterwards (`Bytes` is immutable).
+    unsafe { core::str::from_utf8_unchecked(bytes) }
+}
+
+impl core::ops::Deref for Utf8Bytes {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
     }
+}
 
-    /// Whether the text is empty.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+impl AsRef<str> for Utf8Bytes {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<[u8]> for Utf8Bytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<Utf8Bytes> for Bytes {
+    fn from(text: Utf8Bytes) -> Bytes {
+        text.0
+    }
+}
+
+impl TryFrom<Bytes> for Utf8Bytes {
+    type Error = InvalidUtf8;
+    fn try_from(bytes: Bytes) -> Result<Self, InvalidUtf8> {
+        Utf8Bytes::try_from_bytes(bytes)
     }
 }
 

@@ -3,20 +3,13 @@
 //! plus a small constant, and each case ends with the right close code or
 //! error.
 
-#[path = "fuzz_harness/alloc_count.rs"]
-mod alloc_count;
-#[path = "fuzz_harness/wire.rs"]
-mod wire;
-
-use alloc_count::CountingAlloc;
+use crate::fuzz_harness::{alloc_count, wire};
 use std::sync::Mutex;
-use wsmachine::rng::ChaCha20Rng;
-use wsmachine::{CloseCode, Config, Connection, Error, Event, ProtocolError, ReadyState, Role};
+use wsmachine::{CloseCode, Config, Connection, Error, Event, Failure, ProtocolError, ReadyState};
 
-#[global_allocator]
-static ALLOC: CountingAlloc = CountingAlloc;
-
-/// The counters are global: measure one case at a time.
+/// The counters are per thread, so tests elsewhere in the binary do not
+/// disturb a measurement; these cases still run one at a time, so their
+/// large inputs are not in memory together.
 static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Slack for the machine's own fixed allocations (event queue, small buffers).
@@ -27,7 +20,7 @@ const KEY: [u8; 4] = [0x11, 0x22, 0x33, 0x44];
 /// Feeds `input` in `chunk`-byte pieces, draining events after each, and
 /// returns (events, peak heap above the level before the machine existed).
 fn feed(make: impl FnOnce() -> Connection, input: &[u8], chunk: usize) -> (Connection, Vec<Event>, usize) {
-    let base = alloc_count::reset_peak();
+    let base = alloc_count::reset_peak_this_thread();
     let mut conn = make();
     let mut events = Vec::new();
     for piece in input.chunks(chunk) {
@@ -39,16 +32,17 @@ fn feed(make: impl FnOnce() -> Connection, input: &[u8], chunk: usize) -> (Conne
             }
         }
     }
-    let peak = alloc_count::peak() - base;
+    let peak = (alloc_count::peak_this_thread() - base) as usize;
     (conn, events, peak)
 }
 
 /// The close code of the (last) close frame a server emitted.
 fn close_code_sent(conn: &mut Connection) -> Option<u16> {
     let mut out = Vec::new();
-    while let Some(c) = conn.poll_transmit() {
-        out.extend_from_slice(&c);
+    for c in conn.output_chunks() {
+        out.extend_from_slice(c);
     }
+    conn.consume_output(conn.buffered_amount());
     let pos = out
         .windows(2)
         .rposition(|w| w[0] == 0x88 && (2..=125).contains(&w[1]))?;
@@ -56,7 +50,7 @@ fn close_code_sent(conn: &mut Connection) -> Option<u16> {
 }
 
 fn server(config: Config) -> impl FnOnce() -> Connection {
-    move || Connection::open_with_rng(Role::Server, config, ChaCha20Rng::from_seed([0; 32]))
+    move || Connection::open_server(config)
 }
 
 // RFC 6455 §5.2 / §7.4.1: a header announcing 2^63-1 bytes is refused with
@@ -72,7 +66,7 @@ fn header_announcing_2_pow_63_minus_1() {
     assert!(peak < CONSTANT, "peak heap {peak} bytes");
     assert!(matches!(
         events.first(),
-        Some(Event::Error(Error::Protocol(ProtocolError::FrameTooLarge { len, .. }))) if *len == (1 << 63) - 1
+        Some(Event::Error(Failure::Protocol(ProtocolError::FrameTooLarge { len, .. }))) if *len == (1 << 63) - 1
     ));
     assert_eq!(conn.state(), ReadyState::Closed);
     assert_eq!(close_code_sent(&mut conn), Some(1009));
@@ -89,7 +83,7 @@ fn hundred_thousand_tiny_fragments() {
         let op = if i == 0 { 0x2 } else { 0x0 };
         input.extend(wire::frame(op, i == n - 1, 0, Some(KEY), b"x"));
     }
-    let base = alloc_count::reset_peak();
+    let base = alloc_count::reset_peak_this_thread();
     let mut conn = server(Config::default())();
     let mut got = None;
     for piece in input.chunks(4096) {
@@ -100,7 +94,7 @@ fn hundred_thousand_tiny_fragments() {
             }
         }
     }
-    let peak = alloc_count::peak() - base;
+    let peak = (alloc_count::peak_this_thread() - base) as usize;
     assert_eq!(got, Some(n));
     // The assembled message (capacity doubling: at most 2x) plus the input chunk.
     eprintln!("peak heap: {peak} bytes");
@@ -124,7 +118,7 @@ fn hundred_thousand_tiny_fragments() {
     assert!(peak <= 2 * limit + CONSTANT, "peak heap {peak} bytes");
     assert!(matches!(
         events.first(),
-        Some(Event::Error(Error::Protocol(ProtocolError::MessageTooLarge { len, limit: l }))) if *len == limit as u64 + 1 && *l == limit
+        Some(Event::Error(Failure::Protocol(ProtocolError::MessageTooLarge { len, limit: l }))) if *len == limit as u64 + 1 && *l == limit
     ));
     assert_eq!(close_code_sent(&mut conn), Some(1009));
 }
@@ -147,7 +141,7 @@ fn message_just_over_the_limit() {
     assert!(peak < CONSTANT, "one frame: peak heap {peak} bytes");
     assert!(matches!(
         events.first(),
-        Some(Event::Error(Error::Protocol(ProtocolError::MessageTooLarge { .. })))
+        Some(Event::Error(Failure::Protocol(ProtocolError::MessageTooLarge { .. })))
     ));
     assert_eq!(close_code_sent(&mut conn), Some(1009));
 
@@ -158,7 +152,7 @@ fn message_just_over_the_limit() {
     assert!(peak <= limit + CONSTANT, "two frames: peak heap {peak} bytes");
     assert!(matches!(
         events.first(),
-        Some(Event::Error(Error::Protocol(ProtocolError::MessageTooLarge { .. })))
+        Some(Event::Error(Failure::Protocol(ProtocolError::MessageTooLarge { .. })))
     ));
     assert_eq!(close_code_sent(&mut conn), Some(1009));
 }
@@ -173,15 +167,15 @@ fn handshake_that_never_ends() {
         input.extend_from_slice(b"X-Trickle: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
     }
     let limit = Config::default().max_handshake_size;
-    let (mut conn, events, peak) = feed(|| Connection::server(Config::default()), &input, 7);
+    let (conn, events, peak) = feed(|| Connection::server(Config::default()), &input, 7);
     eprintln!("peak heap: {peak} bytes");
     assert!(peak <= 2 * limit + CONSTANT, "peak heap {peak} bytes");
     assert!(matches!(
         events.first(),
-        Some(Event::Error(Error::Handshake { error: wsmachine::HandshakeError::TooLarge { limit: l }, .. })) if *l == limit
+        Some(Event::Error(Failure::Handshake { error: wsmachine::HandshakeError::TooLarge { limit: l }, .. })) if *l == limit
     ));
     assert_eq!(conn.state(), ReadyState::Closed);
-    let out = conn.poll_transmit().expect("a response");
+    let out = conn.pending_output();
     assert!(out.starts_with(b"HTTP/1.1 431 "));
 }
 
@@ -209,7 +203,7 @@ fn ping_flood_with_output_never_taken() {
     eprintln!("peak heap: {peak} bytes");
     assert!(peak <= 2 * cap + chunk + CONSTANT, "peak heap {peak} bytes");
     assert_eq!(conn.state(), ReadyState::Open);
-    assert!(matches!(conn.send_binary(&[0; 1024]), Err(Error::OutputFull { limit, .. }) if limit == cap));
+    assert!(matches!(conn.send(&[0; 1024]), Err(Error::OutputFull { limit, .. }) if limit == cap));
     // A close still goes out, so the connection can end.
     conn.close(CloseCode::POLICY_VIOLATION, "not reading").unwrap();
     assert_eq!(conn.state(), ReadyState::Closing);

@@ -2,24 +2,17 @@
 //! allocation per message in steady state (unfragmented receive, and send),
 //! the footprint of an idle OPEN connection, and `shrink_buffers`.
 
-#[path = "fuzz_harness/alloc_count.rs"]
-mod alloc_count;
-#[path = "fuzz_harness/wire.rs"]
-mod wire;
-
-use alloc_count::CountingAlloc;
+use crate::fuzz_harness::wire::open_role;
+use crate::fuzz_harness::{alloc_count, wire};
 use std::hint::black_box;
 use std::sync::Mutex;
 use wsmachine::rng::ChaCha20Rng;
 use wsmachine::{Accept, Config, Connection, Event, Message, Role};
 
-#[global_allocator]
-static ALLOC: CountingAlloc = CountingAlloc;
-
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn server() -> Connection {
-    Connection::open_with_rng(Role::Server, Config::default(), ChaCha20Rng::from_seed([0; 32]))
+    Connection::open_server(Config::default())
 }
 
 /// Allocations made by `f` run `n` times, after `warmup` untimed runs.
@@ -75,11 +68,11 @@ fn send_allocates_nothing_per_message() {
         for size in [16, 125, 1024, 64 << 10] {
             let payload = vec![b'b'; size];
             let text = "t".repeat(size);
-            let mut conn = Connection::open_with_rng(role, Config::default(), ChaCha20Rng::from_seed([0; 32]));
+            let mut conn = open_role(role, Config::default(), ChaCha20Rng::from_seed([0; 32]));
             let n = allocations(
                 || {
-                    conn.send_binary(&payload).unwrap();
-                    conn.send_text(&text).unwrap();
+                    conn.send(&payload).unwrap();
+                    conn.send(&text).unwrap();
                     while !conn.pending_output().is_empty() {
                         let k = black_box(conn.pending_output()).len();
                         conn.consume_output(k);
@@ -119,13 +112,14 @@ fn idle_open_connection_footprint() {
     let mut conn = Connection::server(Config::default());
     conn.receive(request);
     while let Some(e) = conn.poll_event() {
-        if let Event::Request(_) = e {
-            conn.accept(Accept::new()).unwrap();
+        if let Event::Request(request) = e {
+            conn.accept(request, Accept::new()).unwrap();
         }
     }
-    while let Some(chunk) = conn.poll_transmit() {
+    for chunk in conn.output_chunks() {
         black_box(chunk);
     }
+    conn.consume_output(conn.buffered_amount());
     // Counted on this thread only: other test threads starting meanwhile do not count.
     let heap = (alloc_count::bytes_this_thread() - before) as usize;
     let total = heap + std::mem::size_of::<Connection>();
@@ -136,7 +130,7 @@ fn idle_open_connection_footprint() {
     assert!(total <= 1024, "idle OPEN server connection holds {total} bytes");
 
     let before = alloc_count::bytes_this_thread();
-    let conn = Connection::open_with_rng(Role::Client, Config::default(), ChaCha20Rng::from_seed([0; 32]));
+    let conn = Connection::open_client(Config::default(), ChaCha20Rng::from_seed([0; 32]));
     // Counted on this thread only: other test threads starting meanwhile do not count.
     let heap = (alloc_count::bytes_this_thread() - before) as usize;
     let total = heap + std::mem::size_of::<Connection>();
@@ -157,7 +151,7 @@ fn held_since(before: isize) -> isize {
 fn shrink_buffers_returns_to_the_idle_footprint() {
     let _g = SERIAL.lock().unwrap();
     let before = alloc_count::bytes_this_thread();
-    let mut conn = Connection::open_with_rng(Role::Client, Config::default(), ChaCha20Rng::from_seed([0; 32]));
+    let mut conn = Connection::open_client(Config::default(), ChaCha20Rng::from_seed([0; 32]));
     let idle = held_since(before);
     // Received: 1 MiB in one frame from the server, delivered and dropped.
     let big = vec![7u8; 1 << 20];
@@ -170,10 +164,11 @@ fn shrink_buffers_returns_to_the_idle_footprint() {
         other => panic!("expected the message, got {other:?}"),
     }
     // Sent: 1 MiB, masked into the output queue, then taken.
-    conn.send_binary(&big).unwrap();
-    while let Some(chunk) = conn.poll_transmit() {
+    conn.send(&big).unwrap();
+    for chunk in conn.output_chunks() {
         black_box(chunk);
     }
+    conn.consume_output(conn.buffered_amount());
     drop((big, frame));
     let grown = held_since(before);
     assert!(grown >= idle + (1 << 20), "the buffers kept their size: {grown} B");
@@ -195,7 +190,7 @@ fn shrink_buffers_keeps_what_is_buffered() {
     let (a, b) = frame.split_at(60_001);
     conn.receive(a);
     assert!(conn.poll_event().is_none());
-    conn.send_binary(b"queued before the shrink").unwrap();
+    conn.send(b"queued before the shrink").unwrap();
     conn.shrink_buffers();
     conn.receive(b);
     match conn.poll_event() {
@@ -203,8 +198,9 @@ fn shrink_buffers_keeps_what_is_buffered() {
         other => panic!("expected the message, got {other:?}"),
     }
     let mut out = Vec::new();
-    while let Some(chunk) = conn.poll_transmit() {
-        out.extend_from_slice(&chunk);
+    for chunk in conn.output_chunks() {
+        out.extend_from_slice(chunk);
     }
+    conn.consume_output(conn.buffered_amount());
     assert_eq!(out, wire::frame(0x2, true, 0, None, b"queued before the shrink"));
 }

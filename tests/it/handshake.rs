@@ -1,15 +1,14 @@
 //! The opening handshake (RFC 6455 §4), both roles, in memory.
 
-mod util;
-
-use util::*;
+use crate::util::*;
 use wsmachine::handshake::accept_key;
 use wsmachine::{
-    Accept, ClientRequest, Config, Connection, Error, Event, HandshakeError, HttpResponse, ReadyState, Role,
+    Accept, ClientRequest, Config, Connection, Error, Event, Failure, HandshakeError, HttpResponse, Misuse,
+    PendingRequest, ReadyState, Role,
 };
 
 fn handshake_error(error: HandshakeError) -> Event {
-    Event::Error(Error::Handshake { error, response: None })
+    Event::Error(Failure::Handshake { error, response: None })
 }
 
 /// Feeds `request` to a fresh server and returns (events, output text).
@@ -64,16 +63,18 @@ fn handshake_without_subprotocol() {
         (24, true, false)
     );
 
-    let [Event::Request(req)] = p.server_events.as_slice() else {
+    assert_eq!(p.server_events.len(), 1, "{:?}", p.server_events);
+    let Some(Event::Request(req)) = p.server_events.pop() else {
         panic!("{:?}", p.server_events)
     };
     assert_eq!((req.method.as_str(), req.path.as_str()), ("GET", "/chat"));
     assert!(req.protocols.is_empty() && req.extensions.is_empty());
     assert_eq!(req.headers.get_str("host"), Some("example.com"));
+    assert!(req.is_upgrade());
     assert_eq!(p.server.state(), ReadyState::Connecting);
     assert_eq!(p.server.buffered_amount(), 0, "nothing is sent before the decision");
 
-    p.server.accept(Accept::new()).unwrap();
+    p.server.accept(req, Accept::new()).unwrap();
     assert_eq!(p.server.state(), ReadyState::Open);
     let response = String::from_utf8(p.server_to_client()).unwrap();
     assert!(
@@ -129,23 +130,26 @@ fn server_picks_an_offered_subprotocol() {
         header_value(&request, "Sec-WebSocket-Protocol").as_deref(),
         Some("chat, superchat")
     );
-    let [Event::Request(req)] = p.server_events.as_slice() else {
+    let Some(Event::Request(req)) = p.server_events.pop() else {
         panic!()
     };
     assert_eq!(req.protocols, ["chat", "superchat"]);
 
-    // Choosing something not offered is refused and changes nothing.
+    // Choosing something not offered is refused, changes nothing, and gives
+    // the request back to be answered.
+    let refused = p.server.accept(req, Accept::new().protocol("other")).unwrap_err();
     assert_eq!(
-        p.server.accept(Accept::new().protocol("other")),
-        Err(Error::InvalidArgument(
-            "the chosen subprotocol was not offered by the client"
-        ))
+        refused.error,
+        Error::Misuse(Misuse::SubprotocolNotOffered("other".into()))
     );
     assert_eq!(p.server.state(), ReadyState::Connecting);
     assert_eq!(p.server.buffered_amount(), 0);
 
     p.server
-        .accept(Accept::new().protocol("superchat").header("X-Served-By", "test"))
+        .accept(
+            refused.pending,
+            Accept::new().protocol("superchat").header("X-Served-By", "test"),
+        )
         .unwrap();
     let response = String::from_utf8(p.server_to_client()).unwrap();
     assert_eq!(
@@ -202,7 +206,7 @@ fn client_gets(offered: &[&str], response: impl FnOnce(&str) -> String) -> (Conn
 /// The client failed its handshake with `expected`, keeping the response.
 fn assert_client_failed(client: &Connection, evs: &[Event], expected: HandshakeError, status: u16) {
     let [
-        Event::Error(Error::Handshake {
+        Event::Error(Failure::Handshake {
             error,
             response: Some(r),
         }),
@@ -269,7 +273,7 @@ fn client_rejects_a_non_101_status() {
         "HTTP/1.1 403 Forbidden\r\nX-Why: banned\r\nContent-Length: 0\r\n\r\n".into()
     });
     assert_client_failed(&client, &evs, HandshakeError::Status(403), 403);
-    let [Event::Error(Error::Handshake { response: Some(r), .. }), _] = evs.as_slice() else {
+    let [Event::Error(Failure::Handshake { response: Some(r), .. }), _] = evs.as_slice() else {
         panic!()
     };
     assert_eq!(r.reason, "Forbidden");
@@ -281,7 +285,7 @@ fn client_rejects_a_non_101_status() {
 #[test]
 fn client_cannot_send_while_connecting() {
     let mut client = client(Config::default());
-    assert_eq!(client.send_text("early"), Err(Error::NotOpen(ReadyState::Connecting)));
+    assert_eq!(client.send("early"), Err(Error::NotOpen(ReadyState::Connecting)));
     assert_eq!(client.ping(b""), Err(Error::NotOpen(ReadyState::Connecting)));
     let request = take_output(&mut client);
     assert!(request.starts_with(b"GET /chat HTTP/1.1\r\n"));
@@ -425,7 +429,7 @@ fn server_answers_bad_requests_with_400() {
     assert!(matches!(
         evs.as_slice(),
         [
-            Event::Error(Error::Handshake {
+            Event::Error(Failure::Handshake {
                 error: HandshakeError::Malformed(_),
                 response: None
             }),
@@ -439,25 +443,21 @@ fn server_answers_bad_requests_with_400() {
 #[test]
 fn plain_http_request_is_answered_by_the_application() {
     let mut server = Connection::server(Config::default());
-    let evs = feed(&mut server, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
-    let [Event::HttpRequest(req)] = evs.as_slice() else {
+    let mut evs = feed(&mut server, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(evs.len(), 1, "{evs:?}");
+    let Some(Event::HttpRequest(req)) = evs.pop() else {
         panic!("{evs:?}")
     };
     assert_eq!((req.method.as_str(), req.path.as_str()), ("GET", "/"));
-    assert_eq!(
-        server.accept(Accept::new()),
-        Err(Error::InvalidCall(
-            "accept needs a pending upgrade request (Event::Request)"
-        ))
-    );
-    assert!(matches!(
-        server.reject(HttpResponse::new(101)),
-        Err(Error::InvalidArgument(_))
-    ));
+    assert!(!req.is_upgrade());
+    // (Accepting it does not compile: `accept` takes a `PendingRequest`.)
+    let refused = server.respond(req, HttpResponse::new(101)).unwrap_err();
+    assert_eq!(refused.error, Error::Misuse(Misuse::InvalidStatus(101)));
     assert_eq!(server.state(), ReadyState::Connecting);
 
     server
-        .reject(
+        .respond(
+            refused.pending,
             HttpResponse::new(200)
                 .header("Content-Type", "text/html")
                 .body("<h1>hi</h1>"),
@@ -470,10 +470,6 @@ fn plain_http_request_is_answered_by_the_application() {
     assert_eq!(events(&mut server), [closed(1006, "", false)]);
     assert_eq!(server.state(), ReadyState::Closed);
     assert!(server.should_close_transport());
-    assert!(matches!(
-        server.reject(HttpResponse::new(200)),
-        Err(Error::InvalidCall(_))
-    ));
 }
 
 // RFC 6455 §4.2.2: a server may refuse an upgrade; the client sees the status.
@@ -481,11 +477,14 @@ fn plain_http_request_is_answered_by_the_application() {
 fn server_rejects_an_upgrade_and_the_client_sees_it() {
     let mut p = Pair::new(Config::default(), Config::default());
     p.client_to_server();
-    p.server.reject(HttpResponse::new(403).body("go away")).unwrap();
+    let Some(Event::Request(req)) = p.server_events.pop() else {
+        panic!("{:?}", p.server_events)
+    };
+    p.server.reject(req, HttpResponse::new(403).body("go away")).unwrap();
     assert_eq!(events(&mut p.server), [closed(1006, "", false)]);
     p.server_to_client();
     let [
-        Event::Error(Error::Handshake {
+        Event::Error(Failure::Handshake {
             error: HandshakeError::Status(403),
             response: Some(r),
         }),
@@ -508,19 +507,21 @@ fn request_delivered_one_byte_per_receive() {
     let request = upgrade_request(&extra);
     assert!(request.len() > 7000 && request.len() < 8192, "{}", request.len());
     let mut server = Connection::server(Config::default());
+    let mut pending = None;
     for (i, b) in request.as_bytes().iter().enumerate() {
         server.receive(std::slice::from_ref(b));
-        let evs = events(&mut server);
+        let mut evs = events(&mut server);
         if i + 1 < request.len() {
             assert!(evs.is_empty(), "event before the head is complete at byte {i}: {evs:?}");
         } else {
-            let [Event::Request(req)] = evs.as_slice() else {
+            let Some(Event::Request(req)) = evs.pop() else {
                 panic!("{evs:?}")
             };
             assert_eq!(req.headers.get_str("x-long-9").map(str::len), Some(700));
+            pending = Some(req);
         }
     }
-    server.accept(Accept::new()).unwrap();
+    server.accept(pending.expect("the request"), Accept::new()).unwrap();
     let out = String::from_utf8(take_output(&mut server)).unwrap();
     assert_eq!(header_value(&out, "Sec-WebSocket-Accept").as_deref(), Some(RFC_ACCEPT));
 }
@@ -549,9 +550,12 @@ fn frames_pipelined_after_the_request_are_kept() {
     bytes.extend(client_frame(true, OP_TEXT, b"hello"));
     bytes.extend(client_frame(true, OP_PING, b"p"));
     let mut server = Connection::server(Config::default());
-    let evs = feed(&mut server, &bytes);
+    let mut evs = feed(&mut server, &bytes);
     assert!(matches!(evs.as_slice(), [Event::Request(_)]), "{evs:?}");
-    server.accept(Accept::new()).unwrap();
+    let Some(Event::Request(req)) = evs.pop() else {
+        unreachable!()
+    };
+    server.accept(req, Accept::new()).unwrap();
     assert_eq!(
         events(&mut server),
         [
@@ -589,7 +593,7 @@ fn open_machines_skip_the_handshake() {
     assert_eq!(server.state(), ReadyState::Open);
     assert_eq!(feed(&mut server, &client_frame(true, OP_TEXT, b"x")), [text("x")]);
     let mut client = open(Role::Client, Config::default());
-    client.send_text("y").unwrap();
+    client.send("y").unwrap();
     let frames = output_frames(&mut client);
     assert_eq!(
         (frames.len(), frames[0].mask.is_some(), frames[0].payload.as_slice()),
@@ -607,7 +611,7 @@ fn invalid_client_requests_are_refused() {
     ] {
         assert!(matches!(
             Connection::client_with_rng(req, Config::default(), rng(0)),
-            Err(Error::InvalidArgument(_))
+            Err(Error::Misuse(_))
         ));
     }
 }
@@ -619,11 +623,12 @@ fn header_names_and_tokens_are_case_insensitive() {
     let request = "GET /chat HTTP/1.1\r\nhost: a\r\nupgrade: WebSocket\r\nconnection: keep-alive, upgrade\r\n\
                    sec-websocket-key:  dGhlIHNhbXBsZSBub25jZQ== \r\nsec-websocket-version: 13\r\n\r\n";
     let mut server = Connection::server(Config::default());
-    assert!(matches!(
-        feed(&mut server, request.as_bytes()).as_slice(),
-        [Event::Request(_)]
-    ));
-    server.accept(Accept::new()).unwrap();
+    let mut evs = feed(&mut server, request.as_bytes());
+    assert!(matches!(evs.as_slice(), [Event::Request(_)]), "{evs:?}");
+    let Some(Event::Request(req)) = evs.pop() else {
+        unreachable!()
+    };
+    server.accept(req, Accept::new()).unwrap();
     let out = String::from_utf8(take_output(&mut server)).unwrap();
     assert_eq!(header_value(&out, "Sec-WebSocket-Accept").as_deref(), Some(RFC_ACCEPT));
 }
@@ -649,15 +654,15 @@ fn client_refuses_an_oversized_response() {
 }
 
 /// A server that reported the request, then lost its transport.
-fn server_whose_transport_ended() -> Connection {
+fn server_whose_transport_ended() -> (Connection, PendingRequest) {
     let mut server = Connection::server(Config::default());
-    assert!(matches!(
-        feed(&mut server, upgrade_request("").as_bytes()).as_slice(),
-        [Event::Request(_)]
-    ));
+    let mut evs = feed(&mut server, upgrade_request("").as_bytes());
+    let (Some(Event::Request(req)), true) = (evs.pop(), evs.is_empty()) else {
+        panic!("{evs:?}")
+    };
     server.receive_eof();
     assert_eq!(events(&mut server), [closed(1006, "", false)]);
-    server
+    (server, req)
 }
 
 // RFC 6455 §4.2.2 + the state rule (CONNECTING → OPEN only): once the
@@ -667,8 +672,8 @@ fn server_whose_transport_ended() -> Connection {
 // Event::Open after Event::Closed.
 #[test]
 fn accept_after_the_transport_ended() {
-    let mut server = server_whose_transport_ended();
-    assert!(server.accept(Accept::new()).is_err());
+    let (mut server, req) = server_whose_transport_ended();
+    assert!(server.accept(req, Accept::new()).is_err());
     assert_eq!(server.state(), ReadyState::Closed);
     assert_eq!(server.buffered_amount(), 0);
     assert_eq!(events(&mut server), []);
@@ -678,7 +683,7 @@ fn accept_after_the_transport_ended() {
 // Actual: Ok(()) and a 403 head queued.
 #[test]
 fn reject_after_the_transport_ended() {
-    let mut server = server_whose_transport_ended();
-    assert!(server.reject(HttpResponse::new(403)).is_err());
+    let (mut server, req) = server_whose_transport_ended();
+    assert!(server.reject(req, HttpResponse::new(403)).is_err());
     assert_eq!(server.buffered_amount(), 0);
 }

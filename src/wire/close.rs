@@ -88,22 +88,32 @@ pub struct CloseFrame {
     pub reason: alloc::string::String,
 }
 
+/// Why a received close payload is invalid (RFC 6455 §5.5.1, §7.4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseError {
+    /// A 1-byte payload: a body must start with a 2-byte code (§5.5.1).
+    OneByte,
+    /// A code that may not appear on the wire (§7.4).
+    InvalidCode(u16),
+    /// A reason that is not UTF-8 (§5.5.1).
+    InvalidReason,
+}
+
 /// Parses a received close payload, enforcing RFC 6455 §5.5.1 and §7.4.
-pub(crate) fn parse_close(payload: &[u8]) -> Result<CloseFrame, crate::ProtocolError> {
-    use crate::ProtocolError;
+pub(crate) fn parse_close(payload: &[u8]) -> Result<CloseFrame, CloseError> {
     match payload {
         [] => Ok(CloseFrame {
             code: None,
             reason: alloc::string::String::new(),
         }),
         // §5.5.1: if there is a body, its first two bytes are the code.
-        [_] => Err(ProtocolError::CloseFrameOneByte),
+        [_] => Err(CloseError::OneByte),
         [hi, lo, reason @ ..] => {
             let code = CloseCode(u16::from_be_bytes([*hi, *lo]));
             if !code.is_valid_on_wire() {
-                return Err(ProtocolError::InvalidCloseCode(code.0));
+                return Err(CloseError::InvalidCode(code.0));
             }
-            let reason = core::str::from_utf8(reason).map_err(|_| ProtocolError::InvalidCloseReason)?;
+            let reason = core::str::from_utf8(reason).map_err(|_| CloseError::InvalidReason)?;
             Ok(CloseFrame {
                 code: Some(code),
                 reason: reason.into(),
@@ -112,10 +122,22 @@ pub(crate) fn parse_close(payload: &[u8]) -> Result<CloseFrame, crate::ProtocolE
     }
 }
 
+/// Writes a close payload (code, then as much of `reason` as fits in
+/// [`MAX_CLOSE_REASON`] bytes, cut on a character boundary) into `buf` and
+/// returns its length.
+pub(crate) fn encode_close(code: CloseCode, reason: &str, buf: &mut [u8; 125]) -> usize {
+    buf[..2].copy_from_slice(&code.0.to_be_bytes());
+    let mut n = reason.len().min(MAX_CLOSE_REASON);
+    while !reason.is_char_boundary(n) {
+        n -= 1;
+    }
+    buf[2..2 + n].copy_from_slice(&reason.as_bytes()[..n]);
+    2 + n
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ProtocolError;
     #[allow(unused_imports)]
     use alloc::{format, string::String, string::ToString, vec, vec::Vec};
 
@@ -136,10 +158,22 @@ mod tests {
     #[test]
     fn close_payloads() {
         assert_eq!(parse_close(&[]).unwrap().code, None);
-        assert_eq!(parse_close(&[0x03]), Err(ProtocolError::CloseFrameOneByte));
+        assert_eq!(parse_close(&[0x03]), Err(CloseError::OneByte));
         let f = parse_close(b"\x03\xe8bye").unwrap();
         assert_eq!((f.code, f.reason.as_str()), (Some(CloseCode::NORMAL), "bye"));
-        assert_eq!(parse_close(b"\x03\xed"), Err(ProtocolError::InvalidCloseCode(1005)));
-        assert_eq!(parse_close(b"\x03\xe8\xff"), Err(ProtocolError::InvalidCloseReason));
+        assert_eq!(parse_close(b"\x03\xed"), Err(CloseError::InvalidCode(1005)));
+        assert_eq!(parse_close(b"\x03\xe8\xff"), Err(CloseError::InvalidReason));
+    }
+
+    // RFC 6455 §5.5: a control payload is at most 125 bytes; the reason is cut on a character boundary.
+    #[test]
+    fn encoded_reasons_fit_a_control_frame() {
+        let mut buf = [0u8; 125];
+        let long = "é".repeat(100);
+        let n = encode_close(CloseCode::NORMAL, &long, &mut buf);
+        assert_eq!(n, 2 + 122);
+        assert_eq!(parse_close(&buf[..n]).unwrap().reason, "é".repeat(61));
+        assert_eq!(encode_close(CloseCode::GOING_AWAY, "", &mut buf), 2);
+        assert_eq!(&buf[..2], &1001u16.to_be_bytes());
     }
 }

@@ -2,14 +2,9 @@
 //! finding (`fuzz/regressions/<target>/`) through the same harness the fuzz
 //! targets run, on stable `cargo test`, so each finding stays fixed.
 
-mod fuzz_harness;
-
-use fuzz_harness::alloc_count::CountingAlloc;
+use crate::fuzz_harness;
 use std::path::Path;
 use wsmachine::Role;
-
-#[global_allocator]
-static ALLOC: CountingAlloc = CountingAlloc;
 
 fn replay(target: &str, run: fn(&[u8])) -> usize {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");

@@ -1,11 +1,9 @@
 //! The hyper upgrade example (`examples/hyper_upgrade.rs`) against the
 //! crate's tokio client over loopback TCP.
 
-#![cfg(feature = "tokio")]
-
-#[path = "../examples/hyper_upgrade.rs"]
+#[path = "../../examples/hyper_upgrade.rs"]
 #[allow(dead_code)]
-mod hyper_upgrade;
+mod example;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -15,7 +13,7 @@ use wsmachine::{CloseCode, Event, Message};
 async fn start() -> std::net::SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(hyper_upgrade::serve(listener));
+    tokio::spawn(example::serve(listener));
     addr
 }
 
@@ -85,4 +83,40 @@ async fn hyper_answers_broken_upgrades_and_plain_requests() {
     // A plain request gets the page.
     let head = head_of(addr, "GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
     assert!(head.starts_with("http/1.1 200 "), "{head}");
+}
+
+// `Upgrade` carries the negotiated subprotocol and permessage-deflate
+// (RFC 7692) from hyper's handshake into the machine it opens: the client
+// offers both; the server's machine inflates what the client compresses and
+// compresses its echo (the client's decompressor is then in use).
+#[tokio::test]
+async fn the_upgrade_helper_carries_subprotocol_and_deflate() {
+    use wsmachine::deflate::DeflateConfig;
+    let addr = start().await;
+    let url = format!("ws://{addr}/echo");
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let request = wsmachine::ClientRequest::from_url(&url)
+        .unwrap()
+        .protocol("echo")
+        .deflate(DeflateConfig::default());
+    let (mut ws, response) = wsmachine::tokio::connect_with(tcp, request, wsmachine::Config::default())
+        .await
+        .unwrap();
+    assert_eq!(response.protocol.as_deref(), Some("echo"));
+    assert_eq!(
+        response.headers.get_str("sec-websocket-extensions"),
+        Some("permessage-deflate")
+    );
+    assert!(ws.connection().deflate().is_some());
+    let text = "compress me ".repeat(100);
+    ws.send(Message::Text(text.as_str().into())).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Event::Text(text.as_str().into()));
+    assert!(
+        ws.connection().deflate_state_allocated().1,
+        "the echo came compressed: the client inflated it"
+    );
+    ws.close(CloseCode::NORMAL, "").await.unwrap();
+    while let Some(event) = ws.next().await {
+        event.unwrap();
+    }
 }

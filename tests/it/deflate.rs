@@ -2,11 +2,7 @@
 //! handshake in both roles, round trips across parameters, the wire format
 //! of compressed frames, RSV1 rules, fragmented and streamed messages.
 
-#![cfg(feature = "deflate")]
-
-mod util;
-
-use util::*;
+use crate::util::*;
 use wsmachine::deflate::{DeflateConfig, DeflateParams};
 use wsmachine::{
     Accept, ClientRequest, Compression, Config, Connection, DataKind, Event, Message, ProtocolError, ReadyState, Role,
@@ -102,7 +98,7 @@ fn declined_offer_opens_uncompressed() {
     assert_eq!(open_extensions(&s).as_deref(), Some(""));
     assert_eq!(p.client.deflate(), None);
     let text = json_like(1000);
-    p.client.send_text(&text).unwrap();
+    p.client.send(&text).unwrap();
     let frames = parse_frames(&take_output(&mut p.client));
     assert_eq!(frames[0].rsv, 0);
     assert_eq!(frames[0].payload, text.as_bytes());
@@ -114,14 +110,14 @@ fn declined_offer_opens_uncompressed() {
 fn compressed_frames_on_the_wire() {
     let mut p = default_pair();
     let text = json_like(2000);
-    p.server.send_text(&text).unwrap();
+    p.server.send(&text).unwrap();
     let frames = output_frames(&mut p.server);
     assert_eq!(frames.len(), 1);
     assert_eq!(frames[0].rsv, 0b100, "RSV1 set");
     assert!(frames[0].payload.len() < text.len() / 3, "{}", frames[0].payload.len());
     assert!(!frames[0].payload.ends_with(&[0, 0, 0xff, 0xff]));
     // Below the threshold: sent as is; control frames never compressed.
-    p.server.send_text("short").unwrap();
+    p.server.send("short").unwrap();
     p.server.ping(&[b'x'; 125]).unwrap();
     let frames = output_frames(&mut p.server);
     assert_eq!(frames[0].rsv, 0);
@@ -266,7 +262,7 @@ fn streaming_mode_inflates_fragments() {
     );
     p.take_events();
     let text = json_like(300_000);
-    p.client.send_text(&text).unwrap();
+    p.client.send(&text).unwrap();
     let (a, b) = text.split_at(1000);
     p.client.send_fragment(DataKind::Text, a.as_bytes(), false).unwrap();
     p.client.send_fragment(DataKind::Text, b.as_bytes(), true).unwrap();
@@ -388,8 +384,8 @@ fn inflated_size_is_limited() {
         Config::default(),
     );
     p.take_events();
-    p.server.send_text(&"a".repeat(10_000)).unwrap();
-    p.server.send_text(&"a".repeat(10_001)).unwrap();
+    p.server.send("a".repeat(10_000)).unwrap();
+    p.server.send("a".repeat(10_001)).unwrap();
     p.server_to_client();
     let (c, _) = p.take_events();
     assert_eq!(c[0], text_event(&"a".repeat(10_000)));
@@ -424,7 +420,7 @@ fn client_fails_on_a_bad_response() {
         "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=12\r\n",
     );
     let evs = feed(&mut c, response.as_bytes());
-    let Event::Error(wsmachine::Error::Handshake { error, .. }) = &evs[0] else {
+    let Event::Error(wsmachine::Failure::Handshake { error, .. }) = &evs[0] else {
         panic!("{evs:?}")
     };
     assert!(error.to_string().contains("RFC 7692 §7.1.2.1"), "{error}");

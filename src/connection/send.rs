@@ -1,0 +1,367 @@
+//! The send side: whole messages, fragments, control frames and the close
+//! frame, checked (state, limits, UTF-8 of fragments) before anything is
+//! queued, then framed, masked (client) and, through the extension in use,
+//! transformed.
+
+use super::Connection;
+use super::lifecycle::Transition;
+use crate::error::{Error, Misuse};
+use crate::event::{Compression, Message, Outgoing};
+use crate::types::{DataKind, ReadyState, Role};
+use crate::wire::close::{CloseCode, MAX_CLOSE_REASON, encode_close};
+use crate::wire::frame::{FrameHeader, MAX_HEADER_LEN, OpCode};
+use crate::wire::utf8::Utf8Validator;
+use alloc::vec::Vec;
+use bytes::Bytes;
+
+/// Payloads from this size on are queued as their own chunk (no copy into
+/// the output buffer) when the machine owns them.
+const COPY_BELOW: usize = 4096;
+
+/// The data message being sent in fragments.
+#[derive(Debug)]
+pub(crate) struct Sending {
+    kind: DataKind,
+    /// The extension encodes it.
+    encoded: bool,
+    /// Its text so far is a valid UTF-8 prefix.
+    utf8: Utf8Validator,
+}
+
+/// `reason` cut to fit a close frame, on a character boundary.
+pub(crate) fn fit_reason(reason: &str) -> &str {
+    let mut end = reason.len().min(MAX_CLOSE_REASON);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
+}
+
+impl Connection {
+    /// Sends a whole message: text or binary, borrowed or owned (see
+    /// [`Outgoing`]). With permessage-deflate in use, it is compressed when
+    /// it reaches the threshold ([`Compression::Auto`]). A server queues a
+    /// large owned payload without copying it (when it is not compressed).
+    ///
+    /// ```
+    /// use wsmachine::{Config, Connection, Error, ReadyState};
+    /// let mut conn = Connection::open_server(Config::default());
+    /// conn.send("hello")?;
+    /// assert_eq!(conn.pending_output(), b"\x81\x05hello");
+    /// // After our close, sending is refused and nothing is queued.
+    /// conn.close(wsmachine::CloseCode::NORMAL, "")?;
+    /// assert_eq!(conn.send("late"), Err(Error::NotOpen(ReadyState::Closing)));
+    /// # Ok::<(), wsmachine::Error>(())
+    /// ```
+    pub fn send<'a>(&mut self, message: impl Into<Outgoing<'a>>) -> Result<(), Error> {
+        self.send_with(message, Compression::Auto)
+    }
+
+    /// Sends a whole message, choosing whether to compress it when
+    /// permessage-deflate (RFC 7692) was negotiated; without it the choice
+    /// is ignored.
+    pub fn send_with<'a>(&mut self, message: impl Into<Outgoing<'a>>, compression: Compression) -> Result<(), Error> {
+        self.check_can_send_message()?;
+        match message.into() {
+            Outgoing::Text(t) => self.send_slice(OpCode::Text, t.as_bytes(), compression),
+            Outgoing::Binary(b) => self.send_slice(OpCode::Binary, b, compression),
+            Outgoing::Owned(m) => {
+                let (opcode, payload) = match m {
+                    Message::Text(t) => (OpCode::Text, t.into_bytes()),
+                    Message::Binary(b) => (OpCode::Binary, b),
+                };
+                if self.wants_encoding(payload.len(), compression) {
+                    return self.send_encoded(opcode, &payload, true);
+                }
+                self.check_room(payload.len())?;
+                self.write_frame_owned(opcode, true, payload);
+                Ok(())
+            }
+        }
+    }
+
+    fn send_slice(&mut self, opcode: OpCode, payload: &[u8], compression: Compression) -> Result<(), Error> {
+        if self.wants_encoding(payload.len(), compression) {
+            return self.send_encoded(opcode, payload, true);
+        }
+        self.check_room(payload.len())?;
+        self.write_frame(opcode, true, payload);
+        Ok(())
+    }
+
+    /// Whether a message of `len` bytes goes out transformed by the
+    /// extension in use.
+    fn wants_encoding(&self, len: usize, compression: Compression) -> bool {
+        match &self.extension {
+            None => false,
+            Some(ext) => match compression {
+                Compression::Auto => len >= ext.threshold(),
+                Compression::On => true,
+                Compression::Off => false,
+            },
+        }
+    }
+
+    /// Encodes `payload` as the next piece of a message and queues it as
+    /// one frame, the extension's RSV bits on the message's first frame
+    /// only (RFC 7692 §6.1).
+    fn send_encoded(&mut self, opcode: OpCode, payload: &[u8], fin: bool) -> Result<(), Error> {
+        let Some(ext) = self.extension.as_deref() else {
+            return self.send_plain(opcode, payload, fin);
+        };
+        // Check before encoding: the context must not move on for a frame
+        // that is not sent.
+        self.check_room(ext.encoded_bound(payload.len()))?;
+        let mut encoded = Vec::new();
+        let rsv = match self.extension.as_deref_mut() {
+            Some(ext) => ext.encode(payload, fin, &mut encoded),
+            None => 0,
+        };
+        let rsv = if opcode == OpCode::Continuation { 0 } else { rsv };
+        self.write_frame_vec(opcode, fin, rsv, encoded);
+        Ok(())
+    }
+
+    fn send_plain(&mut self, opcode: OpCode, payload: &[u8], fin: bool) -> Result<(), Error> {
+        self.check_room(payload.len())?;
+        self.write_frame(opcode, fin, payload);
+        Ok(())
+    }
+
+    /// The output has room for a frame with `payload_len` bytes of payload.
+    pub(crate) fn check_room(&self, payload_len: usize) -> Result<(), Error> {
+        let (buffered, limit) = (self.out.len(), self.config.max_output_buffer);
+        if payload_len.saturating_add(MAX_HEADER_LEN).saturating_add(buffered) > limit {
+            return Err(Error::OutputFull { buffered, limit });
+        }
+        Ok(())
+    }
+
+    fn check_can_send_data(&self) -> Result<(), Error> {
+        match self.life.state() {
+            ReadyState::Open => Ok(()),
+            state => Err(Error::NotOpen(state)),
+        }
+    }
+
+    /// A whole message may be sent: OPEN, and no fragmented message unfinished.
+    fn check_can_send_message(&self) -> Result<(), Error> {
+        self.check_can_send_data()?;
+        if self.sending.is_some() {
+            return Err(Misuse::MessageInProgress.into());
+        }
+        Ok(())
+    }
+
+    /// Sends one fragment of a data message (RFC 6455 §5.4). The first call
+    /// starts a message of `kind`; later calls must use the same `kind`;
+    /// `fin` ends it. Control frames may be sent between fragments.
+    ///
+    /// With [`Config::validate_outgoing_text`](crate::Config::validate_outgoing_text),
+    /// text fragments are checked as UTF-8 across fragments (a character may
+    /// be split between them; the message must not end inside one). On a
+    /// failed check nothing is sent.
+    ///
+    /// With permessage-deflate in use the message is compressed
+    /// ([`Compression::Auto`] compresses every fragmented message); see
+    /// [`Connection::send_fragment_with`].
+    ///
+    /// ```
+    /// use wsmachine::{Config, Connection, DataKind};
+    /// let mut conn = Connection::open_server(Config::default());
+    /// let euro = "€".as_bytes();
+    /// conn.send_fragment(DataKind::Text, &euro[..1], false)?; // a character split across fragments
+    /// conn.send_fragment(DataKind::Text, &euro[1..], true)?;
+    /// assert_eq!(conn.pending_output(), [0x01, 0x01, 0xe2, 0x80, 0x02, 0x82, 0xac]);
+    /// # Ok::<(), wsmachine::Error>(())
+    /// ```
+    pub fn send_fragment(&mut self, kind: DataKind, data: &[u8], fin: bool) -> Result<(), Error> {
+        self.send_fragment_with(kind, data, fin, Compression::Auto)
+    }
+
+    /// Like [`Connection::send_fragment`], choosing at the first fragment
+    /// whether the message is compressed (permessage-deflate, RFC 7692);
+    /// the choice of later fragments is ignored. Each compressed fragment
+    /// ends with a sync flush, so the peer can inflate it as it arrives.
+    pub fn send_fragment_with(
+        &mut self,
+        kind: DataKind,
+        data: &[u8],
+        fin: bool,
+        compression: Compression,
+    ) -> Result<(), Error> {
+        self.check_can_send_data()?;
+        let (opcode, encoded, mut utf8) = match &self.sending {
+            None => (
+                match kind {
+                    DataKind::Text => OpCode::Text,
+                    DataKind::Binary => OpCode::Binary,
+                },
+                self.wants_encoding(usize::MAX, compression),
+                Utf8Validator::new(),
+            ),
+            Some(s) if s.kind == kind => (OpCode::Continuation, s.encoded, s.utf8),
+            Some(s) => {
+                return Err(Misuse::FragmentKindMismatch {
+                    message: s.kind,
+                    fragment: kind,
+                }
+                .into());
+            }
+        };
+        let room = match (&self.extension, encoded) {
+            (Some(ext), true) => ext.encoded_bound(data.len()),
+            _ => data.len(),
+        };
+        self.check_room(room)?;
+        if kind == DataKind::Text && self.config.validate_outgoing_text {
+            utf8.feed(data).map_err(|_| Misuse::InvalidUtf8)?;
+            if fin {
+                utf8.finish().map_err(|_| Misuse::InvalidUtf8)?;
+            }
+        }
+        if encoded {
+            self.send_encoded(opcode, data, fin)?;
+        } else {
+            self.write_frame(opcode, fin, data);
+        }
+        self.sending = (!fin).then_some(Sending { kind, encoded, utf8 });
+        Ok(())
+    }
+
+    /// Sends a ping (at most 125 bytes of payload, RFC 6455 §5.5).
+    pub fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.send_control(OpCode::Ping, payload)
+    }
+
+    /// Sends an unsolicited pong, or answers a ping when `auto_pong` is off
+    /// (at most 125 bytes, RFC 6455 §5.5.3).
+    pub fn pong(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.send_control(OpCode::Pong, payload)
+    }
+
+    fn send_control(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), Error> {
+        self.check_can_send_data()?;
+        if payload.len() > 125 {
+            return Err(Misuse::ControlPayloadTooLong { len: payload.len() }.into());
+        }
+        self.check_room(payload.len())?;
+        self.write_frame(opcode, true, payload);
+        Ok(())
+    }
+
+    /// Starts the closing handshake (`WebSocket.close(code, reason)`): sends
+    /// a close frame and moves to CLOSING. The code must be valid on the
+    /// wire (1000–1003, 1007–1014, 3000–4999) and the reason at most 123
+    /// bytes of UTF-8.
+    ///
+    /// The close timeout ([`Config::close_timeout`](crate::Config::close_timeout))
+    /// starts with it: [`Connection::poll_timeout`] reports it at once, and
+    /// if the peer's close frame has not come by its deadline,
+    /// [`Connection::handle_timeout`] ends the connection CLOSED with 1006.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use wsmachine::{CloseCode, Config, Connection, Event, Instant, ReadyState};
+    /// let config = Config { close_timeout: Duration::from_secs(1), ..Config::default() };
+    /// let mut conn = Connection::open_server(config);
+    /// conn.close(CloseCode::NORMAL, "bye")?;
+    /// assert_eq!(conn.state(), ReadyState::Closing);
+    /// // The loop passes time in whenever a deadline is due.
+    /// let t0 = Instant::from_millis(10_000);
+    /// assert!(conn.poll_timeout().is_some_and(|d| d <= t0));
+    /// conn.handle_timeout(t0);
+    /// assert_eq!(conn.poll_timeout(), Some(Instant::from_millis(11_000)));
+    /// conn.handle_timeout(Instant::from_millis(11_000)); // no answer came
+    /// assert!(matches!(conn.poll_event(), Some(Event::Error(wsmachine::Failure::CloseTimeout))));
+    /// assert!(matches!(conn.poll_event(), Some(Event::Closed(info)) if info.code == CloseCode::ABNORMAL));
+    /// # Ok::<(), wsmachine::Error>(())
+    /// ```
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        if self.life.state() != ReadyState::Open {
+            return Err(Error::NotOpen(self.life.state()));
+        }
+        if !code.is_valid_on_wire() {
+            return Err(Misuse::CloseCodeNotSendable(code).into());
+        }
+        if reason.len() > MAX_CLOSE_REASON {
+            return Err(Misuse::CloseReasonTooLong { len: reason.len() }.into());
+        }
+        self.write_close(code, reason);
+        self.apply(Transition::Closing);
+        Ok(())
+    }
+
+    /// Queues a close frame with `code` and (as much as fits of) `reason`.
+    pub(crate) fn write_close(&mut self, code: CloseCode, reason: &str) {
+        let mut payload = [0u8; 125];
+        let n = encode_close(code, reason, &mut payload);
+        self.write_frame(OpCode::Close, true, &payload[..n]);
+    }
+
+    fn header(
+        &mut self,
+        opcode: OpCode,
+        fin: bool,
+        rsv: u8,
+        len: usize,
+    ) -> ([u8; MAX_HEADER_LEN], usize, Option<[u8; 4]>) {
+        let mask = match self.role {
+            Role::Server => None,
+            Role::Client => {
+                // RFC 6455 §5.3: a fresh, unpredictable key for every frame.
+                let mut key = [0u8; 4];
+                if let Some(rng) = self.rng.as_mut() {
+                    rng.fill_bytes(&mut key);
+                }
+                Some(key)
+            }
+        };
+        let mut buf = [0u8; MAX_HEADER_LEN];
+        let mut header = FrameHeader::new(fin, opcode, mask, len as u64);
+        header.set_rsv(rsv);
+        let n = header.encode(&mut buf);
+        (buf, n, mask)
+    }
+
+    /// Queues one frame, copying (and for a client masking) the payload in
+    /// one pass.
+    pub(crate) fn write_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) {
+        let (head, n, mask) = self.header(opcode, fin, 0, payload.len());
+        self.out.extend(&head[..n]);
+        match mask {
+            Some(key) => self.out.extend_masked(payload, key),
+            None => self.out.extend(payload),
+        }
+    }
+
+    /// Queues one frame whose payload is already a `Bytes`: a server hands
+    /// large payloads to the transport without copying.
+    fn write_frame_owned(&mut self, opcode: OpCode, fin: bool, payload: Bytes) {
+        if self.role == Role::Client || payload.len() < COPY_BELOW {
+            return self.write_frame(opcode, fin, &payload);
+        }
+        let (head, n, _) = self.header(opcode, fin, 0, payload.len());
+        self.out.extend(&head[..n]);
+        self.out.push_chunk(payload);
+    }
+
+    /// Queues one frame whose payload the machine just produced (encoded
+    /// data): a large one is masked in place (client) and queued as its own
+    /// chunk, uncopied.
+    fn write_frame_vec(&mut self, opcode: OpCode, fin: bool, rsv: u8, mut payload: Vec<u8>) {
+        let (head, n, mask) = self.header(opcode, fin, rsv, payload.len());
+        self.out.extend(&head[..n]);
+        if payload.len() < COPY_BELOW {
+            match mask {
+                Some(key) => self.out.extend_masked(&payload, key),
+                None => self.out.extend(&payload),
+            }
+            return;
+        }
+        if let Some(key) = mask {
+            crate::wire::mask::apply_mask(&mut payload, key, 0);
+        }
+        self.out.push_chunk(Bytes::from(payload));
+    }
+}

@@ -1,0 +1,159 @@
+//! What the drivers ([`blocking`](crate::blocking), `tokio`) share: their
+//! error type, the server's decision on a request, and the steps of
+//! accepting and connecting that are the same whatever moves the bytes.
+//! Drivers make no protocol decisions; these only carry the application's
+//! decision to the machine.
+
+use crate::event::{DecisionError, Event};
+use crate::handshake::{HttpResponse, Request, UrlError};
+use crate::upgrade::{Accept, ClientRequest};
+use crate::{Connection, Failure};
+use std::io;
+use std::string::{String, ToString};
+
+/// What can go wrong while driving a connection over a stream.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The stream failed, or would block (`ErrorKind::WouldBlock`: try again).
+    Io(io::Error),
+    /// The connection failed: the peer broke a rule, the handshake failed,
+    /// or the close timed out ([`Event::Closed`] follows).
+    Failed(Failure),
+    /// A call was refused: the connection is not OPEN, its output is full,
+    /// or the call broke a rule of the API.
+    Refused(crate::Error),
+    /// The URL given to `connect` is not a usable `ws://` URL.
+    Url(UrlError),
+    /// `connect` was given a `wss://` URL: TLS is not built in yet; open a
+    /// TLS stream and use `connect_with`.
+    TlsNotSupported,
+    /// The server answered the request without upgrading it (for example a
+    /// plain HTTP request served a page).
+    NotUpgraded,
+    /// The connection is over: it reported `Event::Closed` and the transport
+    /// should be dropped.
+    Closed,
+}
+
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Error::Io(e) => write!(f, "transport: {e}"),
+            Error::Failed(e) => write!(f, "websocket: {e}"),
+            Error::Refused(e) => write!(f, "refused: {e}"),
+            Error::Url(e) => write!(f, "URL: {e}"),
+            Error::TlsNotSupported => f.write_str("wss:// needs a TLS stream: use connect_with"),
+            Error::NotUpgraded => f.write_str("the request was answered without a WebSocket upgrade"),
+            Error::Closed => f.write_str("the connection is closed"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e),
+            Error::Failed(e) => Some(e),
+            Error::Refused(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+impl From<crate::Error> for Error {
+    fn from(e: crate::Error) -> Self {
+        Error::Refused(e)
+    }
+}
+
+impl From<Failure> for Error {
+    fn from(e: Failure) -> Self {
+        Error::Failed(e)
+    }
+}
+
+impl From<UrlError> for Error {
+    fn from(e: UrlError) -> Self {
+        Error::Url(e)
+    }
+}
+
+impl Error {
+    /// Whether this is a `WouldBlock` from a non-blocking stream.
+    pub fn is_would_block(&self) -> bool {
+        matches!(self, Error::Io(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+}
+
+/// A server's decision on a request, returned by the `decide` callback of
+/// `accept_with`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Decision {
+    /// Accept the upgrade (subprotocol, extensions, headers). For a plain
+    /// HTTP request, which cannot be upgraded, the answer is 426 with the
+    /// supported version (RFC 6455 §4.2.2, §4.4).
+    Accept(Accept),
+    /// Answer with this response and close: a rejection of an upgrade (403),
+    /// or a page for a plain HTTP request.
+    Respond(HttpResponse),
+}
+
+/// Carries the application's decision on a surfaced request (`event`) to
+/// the machine. Returns the event back when it is not a request. A decision
+/// the machine refuses (an invalid `Accept` or response) is answered 500,
+/// so the peer is not left waiting, and reported.
+pub(crate) fn decide_on(
+    conn: &mut Connection,
+    event: Event,
+    decide: &mut impl FnMut(&Request) -> Decision,
+) -> Result<Option<Event>, Error> {
+    let refused = |e: crate::Error| Error::Refused(e);
+    match event {
+        Event::Request(pending) => {
+            let result = match decide(&pending) {
+                Decision::Accept(accept) => conn.accept(pending, accept),
+                Decision::Respond(response) => conn.reject(pending, response),
+            };
+            if let Err(DecisionError { error, pending }) = result {
+                // An answer that is ours to get right; do not leave the client waiting.
+                let _ = conn.reject(pending, HttpResponse::new(500));
+                return Err(refused(error));
+            }
+            Ok(None)
+        }
+        Event::HttpRequest(pending) => {
+            let response = match decide(&pending) {
+                Decision::Accept(_) => HttpResponse::new(426)
+                    .header("Upgrade", "websocket")
+                    .header("Sec-WebSocket-Version", "13"),
+                Decision::Respond(response) => response,
+            };
+            if let Err(DecisionError { error, pending }) = conn.respond(pending, response) {
+                let _ = conn.respond(pending, HttpResponse::new(500));
+                return Err(refused(error));
+            }
+            Ok(None)
+        }
+        other => Ok(Some(other)),
+    }
+}
+
+/// The request for a `ws://` URL, and the host and port to open a TCP
+/// connection to (an IPv6 address without its brackets).
+pub(crate) fn tcp_target(url: &str) -> Result<(ClientRequest, String, u16), Error> {
+    let request = ClientRequest::from_url(url)?;
+    if request.is_secure() {
+        return Err(Error::TlsNotSupported);
+    }
+    let host = request.host().trim_start_matches('[').trim_end_matches(']').to_string();
+    let port = request.port();
+    Ok((request, host, port))
+}

@@ -1,0 +1,448 @@
+//! The application's side of the opening handshake: what a client asks for
+//! ([`ClientRequest`]), how a server accepts ([`Accept`]), and
+//! [`Upgrade`], the helper for handshakes an HTTP server did elsewhere
+//! (hyper, axum) that yields what a [`Connection`](crate::Connection) needs
+//! to start OPEN with the negotiated subprotocol and extensions.
+//!
+//! This sits above the handshake layer (HTTP bytes and RFC 6455 §4 checks)
+//! and the extension layer (negotiation), and below the connection.
+
+use crate::error::Misuse;
+use crate::extension::{Extension, Offers};
+use crate::handshake::client::{RequestHead, Target, encode_request, parse_url};
+use crate::handshake::server::{check_headers, encode_switching};
+use crate::handshake::{HandshakeError, Headers, UrlError, accept_key_for, is_header_value, is_token};
+use alloc::boxed::Box;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+
+/// What a client asks for: where to connect and what to offer.
+///
+/// ```
+/// use wsmachine::ClientRequest;
+/// let req = ClientRequest::from_url("ws://example.com:8080/chat?room=1")?
+///     .protocol("chat.v2")
+///     .header("Origin", "http://example.com");
+/// assert_eq!((req.host(), req.port(), req.path()), ("example.com", 8080, "/chat?room=1"));
+/// # Ok::<(), wsmachine::handshake::UrlError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub struct ClientRequest {
+    target: Target,
+    protocols: Vec<String>,
+    headers: Vec<(String, String)>,
+    extensions: Offers,
+}
+
+impl ClientRequest {
+    /// A request for `path` (with its query) on `host:port`, plain `ws`.
+    pub fn new(host: &str, port: u16, path: &str) -> Self {
+        let path = if path.is_empty() { "/" } else { path };
+        ClientRequest {
+            target: Target {
+                host: host.to_string(),
+                port,
+                secure: false,
+                path: path.to_string(),
+            },
+            protocols: Vec::new(),
+            headers: Vec::new(),
+            extensions: Offers::default(),
+        }
+    }
+
+    /// Parses a `ws://host[:port]/path?query` or `wss://…` URL (RFC 6455 §3).
+    pub fn from_url(url: &str) -> Result<Self, UrlError> {
+        Ok(ClientRequest {
+            target: parse_url(url)?,
+            protocols: Vec::new(),
+            headers: Vec::new(),
+            extensions: Offers::default(),
+        })
+    }
+
+    /// Offers a subprotocol (`Sec-WebSocket-Protocol`, RFC 6455 §4.1); call
+    /// once per protocol, in order of preference.
+    pub fn protocol(mut self, name: &str) -> Self {
+        self.protocols.push(name.to_string());
+        self
+    }
+
+    /// Offers permessage-deflate (RFC 7692) with these settings; call again
+    /// for further offers, in order of preference (for example a small
+    /// window first, then the default). The server's answer is checked
+    /// against the offers (RFC 7692 §7.1) and the agreed parameters are in
+    /// [`Event::Open`](crate::Event::Open) and
+    /// [`Connection::deflate`](crate::Connection::deflate).
+    ///
+    /// ```
+    /// use wsmachine::ClientRequest;
+    /// use wsmachine::deflate::DeflateConfig;
+    /// let req = ClientRequest::new("example.com", 80, "/")
+    ///     .deflate(DeflateConfig { client_max_window_bits: 10, ..DeflateConfig::default() })
+    ///     .deflate(DeflateConfig::default());
+    /// assert_eq!(req.deflate_offers().len(), 2);
+    /// ```
+    #[cfg(feature = "deflate")]
+    pub fn deflate(mut self, config: crate::deflate::DeflateConfig) -> Self {
+        self.extensions.deflate.push(config);
+        self
+    }
+
+    /// The permessage-deflate offers, in order.
+    #[cfg(feature = "deflate")]
+    pub fn deflate_offers(&self) -> &[crate::deflate::DeflateConfig] {
+        &self.extensions.deflate
+    }
+
+    /// Adds a header line (for example `Origin`, `Authorization`, cookies).
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// The host to connect to (an IPv6 address keeps its brackets).
+    pub fn host(&self) -> &str {
+        &self.target.host
+    }
+
+    /// The port to connect to.
+    pub fn port(&self) -> u16 {
+        self.target.port
+    }
+
+    /// Whether the URL asked for TLS (`wss://`); the driver provides TLS.
+    pub fn is_secure(&self) -> bool {
+        self.target.secure
+    }
+
+    /// The request target: path and query.
+    pub fn path(&self) -> &str {
+        &self.target.path
+    }
+
+    /// The offered subprotocols, in order.
+    pub fn protocols(&self) -> &[String] {
+        &self.protocols
+    }
+
+    /// The configured extension offers.
+    pub(crate) fn extensions(&self) -> &Offers {
+        &self.extensions
+    }
+
+    /// Checks names and values, so nothing malformed reaches the wire.
+    pub(crate) fn validate(&self) -> Result<(), Misuse> {
+        let t = &self.target;
+        if !t.path.starts_with('/') || !is_header_value(&t.path) || t.path.contains(' ') {
+            return Err(Misuse::InvalidPath);
+        }
+        if !is_header_value(&t.host) || t.host.is_empty() || t.host.contains(' ') {
+            return Err(Misuse::InvalidHost);
+        }
+        if let Some(p) = self.protocols.iter().find(|p| !is_token(p)) {
+            return Err(Misuse::InvalidSubprotocol(p.clone()));
+        }
+        check_headers(&self.headers)?;
+        self.extensions.validate()?;
+        Ok(())
+    }
+
+    /// Writes the request head with the given `Sec-WebSocket-Key`.
+    pub(crate) fn encode(&self, key: &str, out: &mut Vec<u8>) {
+        let offer = self.extensions.header_value();
+        let head = RequestHead {
+            host: &self.target.host,
+            port: self.target.port,
+            secure: self.target.secure,
+            path: &self.target.path,
+            protocols: &self.protocols,
+            extensions: offer.as_deref(),
+            headers: &self.headers,
+        };
+        encode_request(&head, key, out);
+    }
+}
+
+/// How a server accepts an upgrade request: the subprotocol, the extensions
+/// it is willing to use, extra header lines.
+///
+/// ```
+/// use wsmachine::Accept;
+/// let accept = Accept::new().protocol("chat").header("X-Served-By", "wsmachine");
+/// # let _ = accept;
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[must_use]
+pub struct Accept {
+    protocol: Option<String>,
+    headers: Vec<(String, String)>,
+    extensions: Offers,
+}
+
+impl Accept {
+    /// Accepts with no subprotocol and no extra headers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Chooses one of the subprotocols the client offered.
+    pub fn protocol(mut self, name: &str) -> Self {
+        self.protocol = Some(name.to_string());
+        self
+    }
+
+    /// Adds a header line to the 101 response (for example `Set-Cookie`).
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Accepts permessage-deflate (RFC 7692) if the client offered it: the
+    /// first of its offers that `config` can answer is taken
+    /// ([`deflate::negotiate`](crate::deflate::negotiate) shows which
+    /// beforehand); offers with unknown, duplicate or invalid parameters are
+    /// declined (§7.1). No acceptable offer: the connection opens without
+    /// compression.
+    ///
+    /// ```
+    /// use wsmachine::Accept;
+    /// use wsmachine::deflate::DeflateConfig;
+    /// let accept = Accept::new().deflate(DeflateConfig { server_no_context_takeover: true, ..DeflateConfig::default() });
+    /// # let _ = accept;
+    /// ```
+    #[cfg(feature = "deflate")]
+    pub fn deflate(mut self, config: crate::deflate::DeflateConfig) -> Self {
+        self.extensions.deflate = alloc::vec![config];
+        self
+    }
+
+    /// Checks this answer against the request (its offered subprotocols and
+    /// extensions) and negotiates the extensions.
+    pub(crate) fn agree(self, request: &Headers, offered_protocols: &[String]) -> Result<Negotiated, Misuse> {
+        check_headers(&self.headers)?;
+        self.extensions.validate()?;
+        if let Some(p) = &self.protocol {
+            if !offered_protocols.iter().any(|o| o == p) {
+                return Err(Misuse::SubprotocolNotOffered(p.clone()));
+            }
+        }
+        let (answer, extension) = match self.extensions.answer(request) {
+            Some((answer, ext)) => (Some(answer), Some(ext)),
+            None => (None, None),
+        };
+        Ok(Negotiated {
+            protocol: self.protocol,
+            extension,
+            answer,
+            headers: self.headers,
+        })
+    }
+}
+
+/// What a handshake agreed on: the subprotocol, the extension in use, and
+/// (server) the answer's extra header lines.
+pub(crate) struct Negotiated {
+    pub(crate) protocol: Option<String>,
+    pub(crate) extension: Option<Box<dyn Extension>>,
+    /// Server: the `Sec-WebSocket-Extensions` value of the answer.
+    pub(crate) answer: Option<String>,
+    /// Server: the application's header lines for the answer.
+    pub(crate) headers: Vec<(String, String)>,
+}
+
+impl Negotiated {
+    /// The `Sec-WebSocket-Extensions` value in use (empty when none), like
+    /// the browser's `WebSocket.extensions`.
+    pub(crate) fn extensions(&self) -> String {
+        self.extension.as_ref().map(|e| e.describe()).unwrap_or_default()
+    }
+
+    /// Server: the 101 response accepting a request with `key`.
+    pub(crate) fn encode_101(&self, key: &str, out: &mut Vec<u8>) {
+        encode_switching(
+            key,
+            self.protocol.as_deref(),
+            self.answer.as_deref(),
+            &self.headers,
+            out,
+        );
+    }
+}
+
+impl fmt::Debug for Negotiated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Negotiated")
+            .field("protocol", &self.protocol)
+            .field("extensions", &self.extensions())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why an [`Upgrade`] could not be made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UpgradeError {
+    /// The request breaks RFC 6455 §4.2.1: answer with
+    /// [`HandshakeError::status`] (for 426 also `Sec-WebSocket-Version: 13`,
+    /// RFC 6455 §4.4).
+    Request(HandshakeError),
+    /// The [`Accept`] cannot answer this request (for example a subprotocol
+    /// the client did not offer).
+    Accept(Misuse),
+}
+
+impl fmt::Display for UpgradeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UpgradeError::Request(e) => write!(f, "invalid upgrade request: {e}"),
+            UpgradeError::Accept(e) => write!(f, "cannot accept: {e}"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for UpgradeError {}
+
+/// A WebSocket upgrade whose HTTP exchange an HTTP server does (hyper, axum,
+/// and later HTTP/2's extended CONNECT): checks the request with the rules
+/// [`Connection::server`](crate::Connection::server) applies (RFC 6455
+/// §4.2.1), negotiates the subprotocol and extensions as
+/// [`Connection::accept`](crate::Connection::accept) does, gives the header
+/// lines of the 101 answer, and then becomes the OPEN machine
+/// ([`Connection::from_upgrade`](crate::Connection::from_upgrade)).
+///
+/// ```
+/// use wsmachine::handshake::{Header, Headers};
+/// use wsmachine::{Accept, Config, Connection, ReadyState, Upgrade};
+/// let header = |name: &str, value: &str| Header { name: name.into(), value: value.into() };
+/// let request = Headers(vec![
+///     header("Host", "server.example.com"),
+///     header("Upgrade", "websocket"),
+///     header("Connection", "Upgrade"),
+///     header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+///     header("Sec-WebSocket-Version", "13"),
+///     header("Sec-WebSocket-Protocol", "chat"),
+/// ]);
+/// let upgrade = Upgrade::new("GET", &request, Accept::new().protocol("chat"))?;
+/// assert!(upgrade.response_headers().contains(&("Sec-WebSocket-Accept".into(), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into())));
+/// assert_eq!(upgrade.protocol(), Some("chat"));
+/// // ... the HTTP server sends 101 with those headers, then hands over the stream:
+/// let conn = Connection::from_upgrade(upgrade, Config::default());
+/// assert_eq!(conn.state(), ReadyState::Open);
+/// # Ok::<(), wsmachine::UpgradeError>(())
+/// ```
+#[derive(Debug)]
+#[must_use]
+pub struct Upgrade {
+    response: Vec<(String, String)>,
+    pub(crate) negotiated: Negotiated,
+}
+
+impl Upgrade {
+    /// Checks an upgrade request's `method` and `headers` (HTTP/1.1; the
+    /// HTTP version is the HTTP server's to check) and answers it with
+    /// `accept`.
+    pub fn new(method: &str, headers: &Headers, accept: Accept) -> Result<Self, UpgradeError> {
+        let accept_value = accept_key_for(method, headers).map_err(UpgradeError::Request)?;
+        let offered: Vec<String> = headers
+            .list("sec-websocket-protocol")
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect();
+        let negotiated = accept.agree(headers, &offered).map_err(UpgradeError::Accept)?;
+        let mut response = alloc::vec![
+            ("Upgrade".to_string(), "websocket".to_string()),
+            ("Connection".to_string(), "Upgrade".to_string()),
+            ("Sec-WebSocket-Accept".to_string(), accept_value),
+        ];
+        if let Some(p) = &negotiated.protocol {
+            response.push(("Sec-WebSocket-Protocol".to_string(), p.clone()));
+        }
+        if let Some(e) = &negotiated.answer {
+            response.push(("Sec-WebSocket-Extensions".to_string(), e.clone()));
+        }
+        response.extend(negotiated.headers.iter().cloned());
+        Ok(Upgrade { response, negotiated })
+    }
+
+    /// The header lines of the `101 Switching Protocols` answer, in order
+    /// (`Upgrade`, `Connection`, `Sec-WebSocket-Accept`, the subprotocol and
+    /// extensions chosen, then the [`Accept`]'s own lines).
+    pub fn response_headers(&self) -> &[(String, String)] {
+        &self.response
+    }
+
+    /// The subprotocol agreed on, if any.
+    pub fn protocol(&self) -> Option<&str> {
+        self.negotiated.protocol.as_deref()
+    }
+
+    /// The extensions agreed on, as a `Sec-WebSocket-Extensions` value
+    /// (empty when none).
+    pub fn extensions(&self) -> String {
+        self.negotiated.extensions()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[allow(unused_imports)]
+    use alloc::{format, string::String, string::ToString, vec, vec::Vec};
+
+    #[test]
+    fn urls() {
+        let r = ClientRequest::from_url("ws://localhost:9001/runCase?case=1&agent=x").unwrap();
+        assert_eq!(
+            (r.host(), r.port(), r.path(), r.is_secure()),
+            ("localhost", 9001, "/runCase?case=1&agent=x", false)
+        );
+        let r = ClientRequest::from_url("WSS://[::1]/").unwrap();
+        assert_eq!((r.host(), r.port(), r.is_secure()), ("[::1]", 443, true));
+        let r = ClientRequest::from_url("ws://h?x=1").unwrap();
+        assert_eq!((r.path(), r.port()), ("/?x=1", 80));
+        assert_eq!(ClientRequest::from_url("http://h/"), Err(UrlError::Scheme));
+        // RFC 6455 §3: fragment identifiers MUST NOT be used.
+        assert_eq!(ClientRequest::from_url("ws://h/#x"), Err(UrlError::Fragment));
+        assert_eq!(ClientRequest::from_url("ws://h:0/"), Err(UrlError::Port));
+        assert_eq!(ClientRequest::from_url("ws://h:99999/"), Err(UrlError::Port));
+        assert_eq!(ClientRequest::from_url("ws://:80/"), Err(UrlError::Host));
+        assert_eq!(ClientRequest::from_url("ws://u@h/"), Err(UrlError::UserInfo));
+    }
+
+    // RFC 6455 §4.1: the request carries Host, Upgrade, Connection, the key and version 13.
+    #[test]
+    fn request_encoding() {
+        let mut out = Vec::new();
+        ClientRequest::from_url("ws://example.com:8080/chat")
+            .unwrap()
+            .protocol("a")
+            .protocol("b")
+            .header("Origin", "http://example.com")
+            .encode("dGhlIHNhbXBsZSBub25jZQ==", &mut out);
+        let text = core::str::from_utf8(&out).unwrap();
+        assert!(text.starts_with("GET /chat HTTP/1.1\r\nHost: example.com:8080\r\n"));
+        assert!(text.contains("\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"));
+        assert!(text.contains("\r\nSec-WebSocket-Version: 13\r\n"));
+        assert!(text.contains("\r\nSec-WebSocket-Protocol: a, b\r\n"));
+        assert!(text.ends_with("Origin: http://example.com\r\n\r\n"));
+    }
+
+    #[test]
+    fn builder_inputs_are_validated() {
+        assert_eq!(
+            ClientRequest::new("h", 80, "/").protocol("bad name").validate(),
+            Err(Misuse::InvalidSubprotocol("bad name".into()))
+        );
+        assert_eq!(
+            ClientRequest::new("h", 80, "/")
+                .header("X", "a\r\nInjected: 1")
+                .validate(),
+            Err(Misuse::InvalidHeader { name: "X".into() })
+        );
+        assert_eq!(ClientRequest::new("h", 80, "/x y").validate(), Err(Misuse::InvalidPath));
+        assert!(ClientRequest::new("h", 80, "/").header("X", "fine").validate().is_ok());
+    }
+}
