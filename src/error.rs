@@ -287,6 +287,21 @@ impl From<OfferError> for Misuse {
 }
 
 /// Why a call of the application was refused. Nothing was queued.
+///
+/// ```
+/// use wsmachine::{CloseCode, Config, Connection, Error, Misuse, ReadyState};
+/// let mut conn = Connection::open_server(Config::default());
+/// // Breaking a rule of the API says which:
+/// assert_eq!(conn.ping(&[0; 126]), Err(Error::Misuse(Misuse::ControlPayloadTooLong { len: 126 })));
+/// assert_eq!(
+///     conn.close(CloseCode::ABNORMAL, ""),
+///     Err(Error::Misuse(Misuse::CloseCodeNotSendable(CloseCode::ABNORMAL)))
+/// );
+/// // A call the state does not allow says the state:
+/// conn.close(CloseCode::NORMAL, "")?;
+/// assert_eq!(conn.send("late"), Err(Error::NotOpen(ReadyState::Closing)));
+/// # Ok::<(), Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {

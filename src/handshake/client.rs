@@ -9,6 +9,7 @@ use core::fmt;
 
 /// A `ws://` or `wss://` URL that could not be used (RFC 6455 §3).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum UrlError {
     /// The scheme is not `ws` or `wss`.
     Scheme,

@@ -50,6 +50,7 @@ pub fn accept_key(key: &[u8]) -> String {
 
 /// Which rule of the opening handshake was broken (RFC 6455 §4).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HandshakeError {
     /// The request or response head is larger than the configured limit.
     TooLarge {

@@ -378,4 +378,25 @@ mod tests {
         assert!(!v.is_complete());
         assert_eq!(v.finish(), Err(InvalidUtf8));
     }
+
+    // The unchecked conversion (miri runs this): every way to make a
+    // `Utf8Bytes` validates, and the `str` it derefs to is those bytes.
+    #[test]
+    fn utf8_bytes_deref_to_their_text() {
+        let text = "κόσμε €𝄞";
+        let made = [
+            Utf8Bytes::from(text),
+            Utf8Bytes::from(String::from(text)),
+            Utf8Bytes::try_from_bytes(Bytes::from_static(text.as_bytes())).unwrap(),
+            Utf8Bytes::from_validated(Bytes::copy_from_slice(text.as_bytes())),
+        ];
+        for t in &made {
+            assert_eq!(&**t, text);
+            assert_eq!(t.as_str().chars().count(), 8);
+            assert_eq!(format!("{t}"), text);
+        }
+        assert_eq!(Utf8Bytes::try_from_bytes(Bytes::from_static(&[0xff])), Err(InvalidUtf8));
+        // A slice of valid text cut inside a character is refused.
+        assert!(Utf8Bytes::try_from_bytes(Bytes::copy_from_slice(&"€".as_bytes()[..2])).is_err());
+    }
 }

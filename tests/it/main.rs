@@ -17,6 +17,7 @@ mod fuzz_harness;
 mod util;
 
 mod alloc;
+mod blocking;
 mod closing;
 #[cfg(feature = "deflate")]
 mod deflate;

@@ -1,0 +1,125 @@
+//! The blocking driver (`wsmachine::blocking`) over loopback TCP: the
+//! server's decision on each kind of request, an echo, the closing
+//! handshake, and the errors `connect` reports.
+
+use std::net::{TcpListener, TcpStream};
+use std::thread;
+use std::time::Duration;
+use wsmachine::blocking::{self, Decision, Error};
+use wsmachine::handshake::UrlError;
+use wsmachine::{Accept, CloseCode, Config, Event, HttpResponse, Message};
+
+/// A server on a free port that answers `n` connections with `decide` and
+/// echoes every message; returns its port and its thread.
+fn server(n: usize, decide: fn(&wsmachine::Request) -> Decision) -> (u16, thread::JoinHandle<Vec<String>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = thread::spawn(move || {
+        let mut outcomes = Vec::new();
+        for _ in 0..n {
+            let (tcp, _) = listener.accept().unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            match blocking::accept_with(tcp, Config::default(), decide) {
+                Ok(mut ws) => loop {
+                    match ws.read() {
+                        Ok(Event::Text(t)) => ws.send(Message::Text(t)).unwrap(),
+                        Ok(Event::Binary(b)) => ws.send(b).unwrap(),
+                        Ok(Event::Closed(info)) => outcomes.push(format!("closed {} {}", info.code, info.was_clean)),
+                        Ok(_) => {}
+                        Err(Error::Closed) => break,
+                        Err(e) => panic!("server: {e}"),
+                    }
+                },
+                Err(Error::NotUpgraded) => outcomes.push("not upgraded".into()),
+                Err(e) => outcomes.push(format!("error: {e}")),
+            }
+        }
+        outcomes
+    });
+    (port, handle)
+}
+
+/// Sends a raw request and reads the whole answer (the server closes after it).
+fn raw(port: u16, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    tcp.read_to_end(&mut answer).unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+fn decide(request: &wsmachine::Request) -> Decision {
+    match (request.is_upgrade(), request.path.as_str()) {
+        (true, "/echo") => Decision::Accept(Accept::new()),
+        (true, _) => Decision::Respond(HttpResponse::new(403).body("no")),
+        (false, "/") => Decision::Respond(HttpResponse::new(200).body("a page")),
+        // "Accept" for a plain request: 426, it cannot be upgraded (RFC 6455 §4.2.2).
+        (false, _) => Decision::Accept(Accept::new()),
+    }
+}
+
+#[test]
+fn echo_and_close_through_the_blocking_driver() {
+    let (port, server) = server(1, decide);
+    let (mut ws, response) = blocking::connect(&format!("ws://127.0.0.1:{port}/echo")).unwrap();
+    assert_eq!(response.status, 101);
+    ws.send("hello").unwrap();
+    assert_eq!(ws.read().unwrap(), Event::Text("hello".into()));
+    ws.send(&[1u8, 2, 3]).unwrap();
+    assert_eq!(ws.read().unwrap(), Event::Binary(vec![1, 2, 3].into()));
+    ws.close(CloseCode::NORMAL, "bye").unwrap();
+    // RFC 6455 §7.1.1: the server answers and closes TCP first.
+    let mut closed = None;
+    loop {
+        match ws.read() {
+            Ok(Event::Closed(info)) => closed = Some(info),
+            Ok(_) => {}
+            Err(Error::Closed) => break,
+            Err(e) => panic!("client: {e}"),
+        }
+    }
+    let closed = closed.expect("Event::Closed");
+    assert!(closed.was_clean);
+    assert_eq!(closed.code, CloseCode::NORMAL);
+    assert_eq!(server.join().unwrap(), ["closed 1000 true"]);
+}
+
+#[test]
+fn each_decision_gets_its_answer() {
+    let (port, server) = server(3, decide);
+    // A rejected upgrade: the client sees the status.
+    match blocking::connect(&format!("ws://127.0.0.1:{port}/other")) {
+        Err(Error::Failed(wsmachine::Failure::Handshake { response, .. })) => {
+            assert_eq!(response.expect("the response").status, 403)
+        }
+        other => panic!("expected a handshake failure, got {other:?}"),
+    }
+    // A plain request answered with a page.
+    let page = raw(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert!(
+        page.starts_with("HTTP/1.1 200 OK\r\n") && page.ends_with("a page"),
+        "{page}"
+    );
+    // A plain request "accepted": 426 naming version 13 (RFC 6455 §4.4).
+    let answer = raw(port, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 426 "), "{answer}");
+    assert!(answer.contains("Sec-WebSocket-Version: 13\r\n"), "{answer}");
+    assert_eq!(server.join().unwrap(), ["not upgraded"; 3]);
+}
+
+#[test]
+fn connect_reports_what_is_wrong_with_the_url() {
+    assert!(matches!(
+        blocking::connect("http://127.0.0.1/"),
+        Err(Error::Url(UrlError::Scheme))
+    ));
+    assert!(matches!(
+        blocking::connect("ws://127.0.0.1:0/"),
+        Err(Error::Url(UrlError::Port))
+    ));
+    assert!(matches!(
+        blocking::connect("wss://127.0.0.1/"),
+        Err(Error::TlsNotSupported)
+    ));
+}
