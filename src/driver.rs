@@ -115,7 +115,6 @@ pub(crate) fn decide_on(
     event: Event,
     decide: &mut impl FnMut(&Request) -> Decision,
 ) -> Result<Option<Event>, Error> {
-    let refused = |e: crate::Error| Error::Refused(e);
     match event {
         Event::Request(pending) => {
             let result = match decide(&pending) {
@@ -125,7 +124,7 @@ pub(crate) fn decide_on(
             if let Err(DecisionError { error, pending }) = result {
                 // An answer that is ours to get right; do not leave the client waiting.
                 let _ = conn.reject(pending, HttpResponse::new(500));
-                return Err(refused(error));
+                return Err(Error::Refused(error));
             }
             Ok(None)
         }
@@ -138,7 +137,7 @@ pub(crate) fn decide_on(
             };
             if let Err(DecisionError { error, pending }) = conn.respond(pending, response) {
                 let _ = conn.respond(pending, HttpResponse::new(500));
-                return Err(refused(error));
+                return Err(Error::Refused(error));
             }
             Ok(None)
         }

@@ -305,8 +305,9 @@ impl From<OfferError> for Misuse {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
-    /// The call needs an OPEN connection; it is in this state (for example
-    /// the peer closed it meanwhile).
+    /// The call cannot be made in this state: sending needs OPEN, a
+    /// decision on a request needs the connection still waiting for it (for
+    /// example the peer closed it meanwhile).
     NotOpen(ReadyState),
     /// The output queue would pass
     /// [`Config::max_output_buffer`](crate::Config::max_output_buffer): the

@@ -10,7 +10,7 @@
 use crate::error::Misuse;
 use crate::extension::{Extension, Offers};
 use crate::handshake::client::{RequestHead, Target, encode_request, parse_url};
-use crate::handshake::server::{check_headers, encode_switching};
+use crate::handshake::server::{check_headers, encode_switching, list_of};
 use crate::handshake::{HandshakeError, Headers, UrlError, accept_key_for, is_header_value, is_token};
 use alloc::boxed::Box;
 use alloc::string::{String, ToString};
@@ -347,10 +347,7 @@ impl Upgrade {
     /// `accept`.
     pub fn new(method: &str, headers: &Headers, accept: Accept) -> Result<Self, UpgradeError> {
         let accept_value = accept_key_for(method, headers).map_err(UpgradeError::Request)?;
-        let offered: Vec<String> = headers
-            .list("sec-websocket-protocol")
-            .map(|p| String::from_utf8_lossy(p).into_owned())
-            .collect();
+        let offered = list_of(headers, "sec-websocket-protocol");
         let negotiated = accept.agree(headers, &offered).map_err(UpgradeError::Accept)?;
         let mut response = alloc::vec![
             ("Upgrade".to_string(), "websocket".to_string()),

@@ -11,6 +11,7 @@ use crate::event::{DecisionError, Event, PendingHttp, PendingRequest};
 use crate::extension::Offers;
 use crate::handshake::server::{Parsed, parse_request};
 use crate::handshake::{HandshakeError, HttpResponse, Response, client, find_head_end};
+use crate::types::ReadyState;
 use crate::upgrade::Negotiated;
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -235,7 +236,7 @@ impl Connection {
     /// ```
     pub fn respond(&mut self, request: PendingHttp, response: HttpResponse) -> Result<(), DecisionError<PendingHttp>> {
         let error = if !matches!(self.life.stage(), Stage::AwaitHttpAnswer) {
-            Some(Error::Misuse(Misuse::ForeignRequest))
+            Some(self.not_pending())
         } else {
             response.validate().err().map(|e| Error::Misuse(e.into()))
         };
@@ -256,10 +257,19 @@ impl Connection {
         self.apply(Transition::Rejected);
     }
 
+    /// The request is not this connection's pending one: it ended meanwhile
+    /// (CLOSED), or the request came from another connection.
     fn foreign(&self, request: PendingRequest) -> DecisionError {
         DecisionError {
-            error: Error::Misuse(Misuse::ForeignRequest),
+            error: self.not_pending(),
             pending: request,
+        }
+    }
+
+    fn not_pending(&self) -> Error {
+        match self.life.state() {
+            ReadyState::Closed => Error::NotOpen(ReadyState::Closed),
+            _ => Error::Misuse(Misuse::ForeignRequest),
         }
     }
 }

@@ -337,11 +337,9 @@ impl Reader {
             let Some(msg) = self.message.as_mut() else {
                 return Ok(None);
             };
-            if msg.decoding.is_some() {
-                let Some(ext) = ext.as_deref_mut() else {
-                    // Not reachable: a message is only decoded with an extension.
-                    return Err(ProtocolError::ReservedBits);
-                };
+            // A message is only marked for decoding when an extension is in use.
+            let decoding = msg.decoding.is_some();
+            if let Some(ext) = ext.as_deref_mut().filter(|_| decoding) {
                 let last = complete && frame.fin;
                 match decode_step(frame, msg, ext, buf, config, avail, last)? {
                     Decoded::NeedMore => return Ok(None),

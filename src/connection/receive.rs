@@ -7,11 +7,10 @@
 use super::Connection;
 use super::lifecycle::{Stage, Transition};
 use super::reader::Item;
-use super::send::fit_reason;
 use crate::error::{Failure, ProtocolError};
 use crate::event::{CloseInfo, Event};
 use crate::types::ReadyState;
-use crate::wire::close::{CloseCode, CloseFrame, parse_close};
+use crate::wire::close::{CloseCode, CloseFrame, fit_reason, parse_close};
 use crate::wire::frame::OpCode;
 use alloc::string::ToString;
 use bytes::BytesMut;

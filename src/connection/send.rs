@@ -28,15 +28,6 @@ pub(crate) struct Sending {
     utf8: Utf8Validator,
 }
 
-/// `reason` cut to fit a close frame, on a character boundary.
-pub(crate) fn fit_reason(reason: &str) -> &str {
-    let mut end = reason.len().min(MAX_CLOSE_REASON);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    &reason[..end]
-}
-
 impl Connection {
     /// Sends a whole message: text or binary, borrowed or owned (see
     /// [`Outgoing`]). With permessage-deflate in use, it is compressed when
@@ -106,25 +97,21 @@ impl Connection {
     /// one frame, the extension's RSV bits on the message's first frame
     /// only (RFC 7692 §6.1).
     fn send_encoded(&mut self, opcode: OpCode, payload: &[u8], fin: bool) -> Result<(), Error> {
-        let Some(ext) = self.extension.as_deref() else {
-            return self.send_plain(opcode, payload, fin);
-        };
         // Check before encoding: the context must not move on for a frame
         // that is not sent.
-        self.check_room(ext.encoded_bound(payload.len()))?;
-        let mut encoded = Vec::new();
-        let rsv = match self.extension.as_deref_mut() {
-            Some(ext) => ext.encode(payload, fin, &mut encoded),
-            None => 0,
+        let bound = self
+            .extension
+            .as_deref()
+            .map_or(payload.len(), |e| e.encoded_bound(payload.len()));
+        self.check_room(bound)?;
+        let Some(ext) = self.extension.as_deref_mut() else {
+            self.write_frame(opcode, fin, payload);
+            return Ok(());
         };
+        let mut encoded = Vec::new();
+        let rsv = ext.encode(payload, fin, &mut encoded);
         let rsv = if opcode == OpCode::Continuation { 0 } else { rsv };
         self.write_frame_vec(opcode, fin, rsv, encoded);
-        Ok(())
-    }
-
-    fn send_plain(&mut self, opcode: OpCode, payload: &[u8], fin: bool) -> Result<(), Error> {
-        self.check_room(payload.len())?;
-        self.write_frame(opcode, fin, payload);
         Ok(())
     }
 

@@ -113,29 +113,31 @@ fn parse_extension_list(value: &[u8], out: &mut Vec<ExtensionElement>) -> Result
     }
 }
 
+/// `Sec-WebSocket-Extensions` header lines with these values (tests of
+/// every extension's negotiation use them).
+#[cfg(test)]
+pub(crate) fn extension_headers(values: &[&str]) -> Headers {
+    Headers(
+        values
+            .iter()
+            .map(|v| super::Header {
+                name: "Sec-WebSocket-Extensions".into(),
+                value: v.as_bytes().to_vec(),
+            })
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handshake::Header;
     #[allow(unused_imports)]
     use alloc::{format, string::String, string::ToString, vec, vec::Vec};
-
-    fn headers(values: &[&str]) -> Headers {
-        Headers(
-            values
-                .iter()
-                .map(|v| Header {
-                    name: "Sec-WebSocket-Extensions".into(),
-                    value: v.as_bytes().to_vec(),
-                })
-                .collect(),
-        )
-    }
 
     // RFC 6455 §9.1: extension lists, parameters, quoted values, several headers.
     #[test]
     fn extension_header_grammar() {
-        let exts = parse_extensions(&headers(&[
+        let exts = parse_extensions(&extension_headers(&[
             "permessage-deflate; client_max_window_bits, permessage-deflate; server_max_window_bits=\"10\"",
             " foo ;a=1 ; b , ,",
         ]))
@@ -145,8 +147,8 @@ mod tests {
         assert_eq!(exts[1].params, [("server_max_window_bits".into(), Some("10".into()))]);
         assert_eq!(exts[2].name, "foo");
         assert_eq!(exts[2].params, [("a".into(), Some("1".into())), ("b".into(), None)]);
-        assert!(parse_extensions(&headers(&["permessage-deflate; =1"])).is_err());
-        assert!(parse_extensions(&headers(&["permessage-deflate x"])).is_err());
-        assert!(parse_extensions(&headers(&["a; b=\"unterminated"])).is_err());
+        assert!(parse_extensions(&extension_headers(&["permessage-deflate; =1"])).is_err());
+        assert!(parse_extensions(&extension_headers(&["permessage-deflate x"])).is_err());
+        assert!(parse_extensions(&extension_headers(&["a; b=\"unterminated"])).is_err());
     }
 }

@@ -167,6 +167,14 @@ pub(crate) enum Parsed {
     Http(Request),
 }
 
+/// The elements of every `name` header, as text (RFC 9110 §5.6.1 lists).
+pub(crate) fn list_of(headers: &Headers, name: &str) -> Vec<String> {
+    headers
+        .list(name)
+        .map(|e| String::from_utf8_lossy(e).into_owned())
+        .collect()
+}
+
 /// Parses and checks a request head (RFC 6455 §4.2.1). `Ok(None)`: incomplete.
 pub(crate) fn parse_request(buf: &[u8]) -> Result<Option<(Parsed, usize)>, HandshakeError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -180,14 +188,8 @@ pub(crate) fn parse_request(buf: &[u8]) -> Result<Option<(Parsed, usize)>, Hands
     let request = Request {
         method: req.method.unwrap_or("").to_string(),
         path: req.path.unwrap_or("").to_string(),
-        protocols: headers
-            .list("sec-websocket-protocol")
-            .map(|p| String::from_utf8_lossy(p).into_owned())
-            .collect(),
-        extensions: headers
-            .list("sec-websocket-extensions")
-            .map(|e| String::from_utf8_lossy(e).into_owned())
-            .collect(),
+        protocols: list_of(&headers, "sec-websocket-protocol"),
+        extensions: list_of(&headers, "sec-websocket-extensions"),
         headers,
     };
     // A request that does not ask for websocket is plain HTTP: the

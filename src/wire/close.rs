@@ -126,13 +126,20 @@ pub(crate) fn parse_close(payload: &[u8]) -> Result<CloseFrame, CloseError> {
 /// [`MAX_CLOSE_REASON`] bytes, cut on a character boundary) into `buf` and
 /// returns its length.
 pub(crate) fn encode_close(code: CloseCode, reason: &str, buf: &mut [u8; 125]) -> usize {
+    let reason = fit_reason(reason).as_bytes();
     buf[..2].copy_from_slice(&code.0.to_be_bytes());
-    let mut n = reason.len().min(MAX_CLOSE_REASON);
-    while !reason.is_char_boundary(n) {
-        n -= 1;
+    buf[2..2 + reason.len()].copy_from_slice(reason);
+    2 + reason.len()
+}
+
+/// `reason` cut to fit a close frame ([`MAX_CLOSE_REASON`] bytes), on a
+/// character boundary.
+pub(crate) fn fit_reason(reason: &str) -> &str {
+    let mut end = reason.len().min(MAX_CLOSE_REASON);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
     }
-    buf[2..2 + n].copy_from_slice(&reason.as_bytes()[..n]);
-    2 + n
+    &reason[..end]
 }
 
 #[cfg(test)]

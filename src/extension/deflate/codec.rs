@@ -292,6 +292,7 @@ impl Extension for PerMessageDeflate {
 
 #[cfg(test)]
 mod tests {
+    use super::super::params;
     use super::*;
     #[allow(unused_imports)]
     use alloc::{format, string::String, string::ToString, vec, vec::Vec};
@@ -308,15 +309,6 @@ mod tests {
             if input.is_empty() && out.len() < out.capacity() {
                 return out;
             }
-        }
-    }
-
-    fn params(sbits: u8, cbits: u8, snct: bool, cnct: bool) -> DeflateParams {
-        DeflateParams {
-            server_max_window_bits: sbits,
-            client_max_window_bits: cbits,
-            server_no_context_takeover: snct,
-            client_no_context_takeover: cnct,
         }
     }
 

@@ -190,3 +190,14 @@ pub struct Agreement {
     /// Which offer of the request (0-based, among its permessage-deflate offers) was taken.
     pub offer_index: usize,
 }
+
+/// The parameters of a test, in the order of their names.
+#[cfg(test)]
+fn params(sbits: u8, cbits: u8, snct: bool, cnct: bool) -> DeflateParams {
+    DeflateParams {
+        server_max_window_bits: sbits,
+        client_max_window_bits: cbits,
+        server_no_context_takeover: snct,
+        client_no_context_takeover: cnct,
+    }
+}

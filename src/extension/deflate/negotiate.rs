@@ -253,31 +253,11 @@ pub fn describe(params: &DeflateParams) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::params;
     use super::*;
-    use crate::handshake::Header;
+    use crate::handshake::extensions::extension_headers as headers;
     #[allow(unused_imports)]
     use alloc::{format, string::String, string::ToString, vec, vec::Vec};
-
-    fn headers(values: &[&str]) -> Headers {
-        Headers(
-            values
-                .iter()
-                .map(|v| Header {
-                    name: "Sec-WebSocket-Extensions".into(),
-                    value: v.as_bytes().to_vec(),
-                })
-                .collect(),
-        )
-    }
-
-    fn params(sbits: u8, cbits: u8, snct: bool, cnct: bool) -> DeflateParams {
-        DeflateParams {
-            server_max_window_bits: sbits,
-            client_max_window_bits: cbits,
-            server_no_context_takeover: snct,
-            client_no_context_takeover: cnct,
-        }
-    }
 
     // RFC 7692 §7.1.2.1/§7.1.2.2: 8..=15, decimal, no leading zeros.
     #[test]
