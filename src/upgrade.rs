@@ -409,6 +409,38 @@ mod tests {
         assert_eq!(ClientRequest::from_url("ws://u@h/"), Err(UrlError::UserInfo));
     }
 
+    // RFC 3986 §3.2.2, §3.2.3 (which RFC 6455 §3 builds on): hosts, ports, paths.
+    #[test]
+    fn url_authority_and_path_rules() {
+        let r = ClientRequest::from_url("ws://[2001:db8::1]:9001/x").unwrap();
+        assert_eq!((r.host(), r.port()), ("[2001:db8::1]", 9001));
+        // An empty port is the default one.
+        assert_eq!(ClientRequest::from_url("wss://h:/").unwrap().port(), 443);
+        for (url, error) in [
+            ("ws://[::1]junk/", UrlError::Host),
+            ("ws://[zz::1]/", UrlError::Host),
+            ("ws://[]/", UrlError::Host),
+            ("ws://[::1/", UrlError::Host),
+            ("ws://bücher.example/", UrlError::Host),
+            ("ws://a b/", UrlError::Host),
+            ("ws://h:+80/", UrlError::Port),
+            ("ws://h:8o/", UrlError::Port),
+            ("ws://h/a b", UrlError::Path),
+            ("ws://h/a\tb", UrlError::Path),
+        ] {
+            assert_eq!(ClientRequest::from_url(url), Err(error), "{url}");
+        }
+        // Percent-encodings are kept; non-ASCII is percent-encoded as UTF-8 (RFC 3986 §2.1).
+        assert_eq!(
+            ClientRequest::from_url("ws://h/%20é?q=1").unwrap().path(),
+            "/%20%C3%A9?q=1"
+        );
+        assert_eq!(
+            ClientRequest::from_url("ws://xn--bcher-kva.example/").unwrap().host(),
+            "xn--bcher-kva.example"
+        );
+    }
+
     // RFC 6455 §4.1: the request carries Host, Upgrade, Connection, the key and version 13.
     #[test]
     fn request_encoding() {

@@ -1,7 +1,7 @@
 //! The client side of the opening handshake (RFC 6455 §4.1): the request,
 //! and the checks on the server's response.
 
-use super::{HandshakeError, Headers, MAX_HEADERS, is_header_value, map_parse_error};
+use super::{HandshakeError, Headers, MAX_HEADERS, map_parse_error};
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -21,16 +21,19 @@ pub enum UrlError {
     Fragment,
     /// User information (`user@host`) is not supported.
     UserInfo,
+    /// The path or query has spaces or control characters.
+    Path,
 }
 
 impl fmt::Display for UrlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             UrlError::Scheme => "the URL scheme must be ws:// or wss://",
-            UrlError::Host => "the URL has no valid host",
+            UrlError::Host => "the URL has no valid host (non-ASCII names must be given in their ASCII form)",
             UrlError::Port => "the URL port must be a number from 1 to 65535",
             UrlError::Fragment => "a WebSocket URL must not have a fragment (RFC 6455 §3)",
             UrlError::UserInfo => "user information in the URL is not supported",
+            UrlError::Path => "the URL path and query must not contain spaces or control characters",
         })
     }
 }
@@ -44,6 +47,12 @@ pub(crate) struct Target {
     pub(crate) secure: bool,
     /// Path and query, starting with `/`.
     pub(crate) path: String,
+}
+
+/// Whether `b` may appear in a reg-name or IPv4 address (RFC 3986 §3.2.2:
+/// unreserved, pct-encoded, sub-delims).
+fn is_reg_name_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b)
 }
 
 /// Parses a `ws://host[:port]/path?query` or `wss://…` URL (RFC 6455 §3).
@@ -64,34 +73,60 @@ pub(crate) fn parse_url(url: &str) -> Result<Target, UrlError> {
     if authority.contains('@') {
         return Err(UrlError::UserInfo);
     }
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (h, after) = v6.split_once(']').ok_or(UrlError::Host)?;
-        (&authority[..h.len() + 2], after.strip_prefix(':'))
+    // RFC 3986 §3.2.2: an IP-literal in brackets, or a reg-name / IPv4
+    // address; then `:port` (RFC 3986 §3.2.3: digits, empty = the default).
+    let (host, port) = if authority.starts_with('[') {
+        let close = authority.find(']').ok_or(UrlError::Host)?;
+        let (host, after) = authority.split_at(close + 1);
+        let literal = &host[1..host.len() - 1];
+        if literal.is_empty() || !literal.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+            return Err(UrlError::Host);
+        }
+        match after {
+            "" => (host, None),
+            _ => (host, Some(after.strip_prefix(':').ok_or(UrlError::Host)?)),
+        }
     } else {
-        match authority.split_once(':') {
+        let (host, port) = match authority.split_once(':') {
             Some((h, p)) => (h, Some(p)),
             None => (authority, None),
+        };
+        // Non-ASCII names are not converted (IDNA): give their ASCII form.
+        if host.is_empty() || !host.bytes().all(is_reg_name_char) {
+            return Err(UrlError::Host);
         }
+        (host, port)
     };
-    if host.is_empty() || host.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
-        return Err(UrlError::Host);
-    }
     let port = match port {
-        Some(p) => match p.parse::<u16>() {
+        None | Some("") if secure => 443,
+        None | Some("") => 80,
+        Some(p) if p.bytes().all(|b| b.is_ascii_digit()) => match p.parse::<u16>() {
             Ok(n) if n > 0 => n,
             _ => return Err(UrlError::Port),
         },
-        None if secure => 443,
-        None => 80,
+        Some(_) => return Err(UrlError::Port),
     };
-    let path = match path {
-        "" => "/".to_string(),
-        p if p.starts_with('?') => format!("/{p}"),
-        p => p.to_string(),
-    };
-    if !is_header_value(&path) || path.contains(' ') {
-        return Err(UrlError::Host);
+    // RFC 3986 §3.3, §3.4: no spaces or control characters (they would end
+    // the request line); non-ASCII is percent-encoded as UTF-8 (§2.1), as
+    // the WHATWG URL parser does.
+    if !path.bytes().all(|b| b.is_ascii_graphic() || !b.is_ascii()) {
+        return Err(UrlError::Path);
     }
+    let mut target = String::with_capacity(path.len() + 1);
+    if !path.starts_with('/') {
+        target.push('/');
+    }
+    for c in path.chars() {
+        if c.is_ascii() {
+            target.push(c);
+        } else {
+            let mut utf8 = [0u8; 4];
+            for b in c.encode_utf8(&mut utf8).bytes() {
+                target.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    let path = target;
     Ok(Target {
         host: host.to_string(),
         port,
