@@ -1,4 +1,5 @@
-//! A blocking driver over any `Read + Write` stream (feature `std`).
+//! A blocking driver over any `Read + Write` stream (feature `std`; the
+//! stream implements [`Transport`], as `TcpStream` does).
 //!
 //! [`WebSocket`] moves bytes between a stream and a [`Connection`] and
 //! passes the time in; every protocol decision stays in the machine. It
@@ -38,15 +39,98 @@
 
 use crate::driver::{decide_on, tcp_target};
 use crate::{ClientRequest, CloseCode, Config, Connection, Event, Outgoing, Request, Response};
+use core::cell::RefCell;
+use core::time::Duration;
 use std::boxed::Box;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::Instant as StdInstant;
+use std::vec::Vec;
 
-pub use crate::driver::{Decision, Error};
+pub use crate::driver::{DEFAULT_HIGH_WATER_MARK, Decision, Error};
 
 /// Bytes asked of the stream per read.
 const READ_CHUNK: usize = 64 << 10;
+
+std::thread_local! {
+    /// The read buffer of every connection this thread drives: bytes are
+    /// read here and handed to the machine, which copies them in (unmasking
+    /// the payload of the frame being read as it goes), so an idle
+    /// connection holds no read buffer of its own, and 10,000 connections
+    /// polled by one thread share one.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A stream the blocking driver can bound a read on in time, so that the
+/// machine's deadlines (the handshake timeout, the close timeout) fire
+/// while the peer is silent, even on a blocking stream.
+///
+/// Implemented for `TcpStream` (and Unix sockets) through their read
+/// timeouts. For another stream, implement it with its own timeout, or
+/// take the default (`impl Transport for MyStream {}`), which bounds
+/// nothing: deadlines then fire only when a read returns (which is at once
+/// on a non-blocking stream).
+pub trait Transport: Read + Write {
+    /// Bounds each following read to `timeout` (`None`: unbounded). A read
+    /// that times out returns `WouldBlock` or `TimedOut`.
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let _ = timeout;
+        Ok(())
+    }
+}
+
+impl Transport for TcpStream {
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, timeout)
+    }
+}
+
+#[cfg(unix)]
+impl Transport for std::os::unix::net::UnixStream {
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        std::os::unix::net::UnixStream::set_read_timeout(self, timeout)
+    }
+}
+
+impl<T: Transport + ?Sized> Transport for &mut T {
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        (**self).set_read_timeout(timeout)
+    }
+}
+
+impl<T: Transport + ?Sized> Transport for Box<T> {
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        (**self).set_read_timeout(timeout)
+    }
+}
+
+/// Reads once from `stream` into this thread's read buffer and hands what
+/// came to `conn`. Returns how many bytes were read.
+fn read_into<S: Read>(stream: &mut S, conn: &mut Connection) -> io::Result<usize> {
+    let read = |buf: &mut Vec<u8>, stream: &mut S, conn: &mut Connection| {
+        if buf.len() < READ_CHUNK {
+            buf.resize(READ_CHUNK, 0);
+        }
+        let n = stream.read(buf)?;
+        // A stream claiming more than it was given is broken, not a reason to panic.
+        let bytes = buf.get(..n).ok_or_else(|| io::Error::from(ErrorKind::InvalidData))?;
+        conn.receive(bytes);
+        Ok(n)
+    };
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => read(&mut buf, stream, conn),
+        // A stream whose own read drives another connection on this thread.
+        Err(_) => read(&mut Vec::new(), stream, conn),
+    })
+}
+
+/// How much later than its deadline a timer may fire on a blocking stream:
+/// the read timeout is set again only when it has drifted by more, so a
+/// loop polling many non-blocking streams does not pay a system call per
+/// read.
+fn timeout_slack(wait: Duration) -> Duration {
+    (wait / 10).max(Duration::from_millis(100))
+}
 
 /// A connection driven over a blocking or non-blocking stream.
 #[derive(Debug)]
@@ -58,9 +142,13 @@ pub struct WebSocket<S> {
     transport_done: bool,
     /// `Event::Closed` was returned.
     closed_returned: bool,
+    /// Output bytes above which reading waits for the transport.
+    high_water: usize,
+    /// The read timeout last set on the stream.
+    read_timeout: Option<Duration>,
 }
 
-impl<S: Read + Write> WebSocket<S> {
+impl<S: Transport> WebSocket<S> {
     /// Drives `conn` over `stream` (for a connection whose handshake happened
     /// elsewhere, build `conn` with [`Connection::from_upgrade`]).
     pub fn from_connection(conn: Connection, stream: S) -> Self {
@@ -70,7 +158,44 @@ impl<S: Read + Write> WebSocket<S> {
             epoch: StdInstant::now(),
             transport_done: false,
             closed_returned: false,
+            high_water: DEFAULT_HIGH_WATER_MARK,
+            read_timeout: None,
         }
+    }
+
+    /// Output bytes above which [`WebSocket::read`] reads nothing until the
+    /// transport has taken them (default [`DEFAULT_HIGH_WATER_MARK`]):
+    /// backpressure runs both ways, so a peer that sends pings (or anything
+    /// that is answered) but never reads cannot make the output grow. On a
+    /// blocking stream writes wait anyway; on a non-blocking one `read`
+    /// returns `WouldBlock` meanwhile.
+    pub fn high_water_mark(&self) -> usize {
+        self.high_water
+    }
+
+    /// Sets [`WebSocket::high_water_mark`].
+    pub fn set_high_water_mark(&mut self, bytes: usize) {
+        self.high_water = bytes;
+    }
+
+    /// Bounds the next read by the machine's next deadline (with a little
+    /// slack, see `timeout_slack`), or unbounds it when there is none.
+    fn bound_read(&mut self, now: crate::Instant) -> io::Result<()> {
+        let wait = self
+            .conn
+            .poll_timeout()
+            .map(|deadline| deadline.since_epoch().saturating_sub(now.since_epoch()));
+        let wanted = match (wait, self.read_timeout) {
+            (None, None) => return Ok(()),
+            (None, Some(_)) => None,
+            // Due already: the loop handles it before reading.
+            (Some(w), _) if w.is_zero() => return Ok(()),
+            (Some(w), Some(set)) if set >= w && set - w <= timeout_slack(w) => return Ok(()),
+            (Some(w), _) => Some(w),
+        };
+        self.stream.set_read_timeout(wanted)?;
+        self.read_timeout = wanted;
+        Ok(())
     }
 
     /// The machine, to query state or use calls not mirrored here.
@@ -153,8 +278,9 @@ impl<S: Read + Write> WebSocket<S> {
     /// `Err(Error::Closed)`. Writes pending output (answers, pongs) first.
     ///
     /// On a non-blocking stream, returns `Err(Error::Io(WouldBlock))` when
-    /// nothing is there yet. On a blocking stream, set a read timeout on the
-    /// socket if the close timeout must fire while the peer is silent.
+    /// nothing is there yet. On a blocking stream, each read is bounded by
+    /// the machine's next deadline ([`Transport::set_read_timeout`]), so
+    /// the handshake and close timeouts fire while the peer is silent.
     pub fn read(&mut self) -> Result<Event, Error> {
         loop {
             self.flush_queued()?;
@@ -183,13 +309,16 @@ impl<S: Read + Write> WebSocket<S> {
             if self.transport_done || (self.closed_returned && self.conn.should_close_transport()) {
                 return Err(Error::Closed);
             }
-            let buf = self.conn.receive_buf();
-            let start = buf.len();
-            buf.resize(start + READ_CHUNK, 0);
-            let result = self.stream.read(&mut buf[start..]);
-            let n = *result.as_ref().unwrap_or(&0);
-            self.conn.receive_buf().truncate(start + n);
-            match result {
+            if self.conn.buffered_amount() > self.high_water {
+                // The transport is not taking our output (the flush above
+                // would block): read nothing more until it does.
+                return Err(Error::Io(io::Error::from(ErrorKind::WouldBlock)));
+            }
+            if let Err(e) = self.bound_read(now) {
+                return Err(self.transport_failed(e));
+            }
+            let started = StdInstant::now();
+            match read_into(&mut self.stream, &mut self.conn) {
                 Ok(0) => {
                     self.transport_done = true;
                     self.conn.receive_eof();
@@ -197,10 +326,15 @@ impl<S: Read + Write> WebSocket<S> {
                 Ok(_) => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    // A due timer (the close timeout) may fire before the caller polls again.
+                    // The read timeout this loop set ran out (a blocking
+                    // stream), or a deadline is due: go round, so the timer
+                    // fires and its events are returned. Otherwise it is a
+                    // non-blocking stream with nothing there yet.
+                    let ours = self
+                        .read_timeout
+                        .is_some_and(|t| started.elapsed() + Duration::from_millis(5) >= t);
                     let now = self.now();
-                    self.conn.handle_timeout(now);
-                    if self.conn.poll_timeout().is_some_and(|d| d <= now) {
+                    if ours || self.conn.poll_timeout().is_some_and(|d| d <= now) {
                         continue;
                     }
                     return Err(Error::Io(io::Error::from(ErrorKind::WouldBlock)));
@@ -253,7 +387,7 @@ impl<S: Read + Write> WebSocket<S> {
 
 /// Server side: reads the upgrade request from `stream` and accepts it (no
 /// subprotocol). Plain HTTP requests get 426.
-pub fn accept<S: Read + Write>(stream: S) -> Result<WebSocket<S>, Error> {
+pub fn accept<S: Transport>(stream: S) -> Result<WebSocket<S>, Error> {
     accept_with(stream, Config::default(), |_| Decision::Accept(crate::Accept::new()))
 }
 
@@ -276,7 +410,7 @@ pub fn accept<S: Read + Write>(stream: S) -> Result<WebSocket<S>, Error> {
 /// });
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn accept_with<S: Read + Write>(
+pub fn accept_with<S: Transport>(
     stream: S,
     config: Config,
     decide: impl FnMut(&Request) -> Decision,
@@ -297,7 +431,7 @@ pub fn connect(url: &str) -> Result<(WebSocket<TcpStream>, Box<Response>), Error
 
 /// Client side over any stream (for example a TLS stream): sends `request`
 /// and runs the handshake.
-pub fn connect_with<S: Read + Write>(
+pub fn connect_with<S: Transport>(
     stream: S,
     request: ClientRequest,
     config: Config,

@@ -32,8 +32,12 @@ pub struct Config {
     /// so an application that never drains the output learns it at once;
     /// an automatic pong that would pass it is not queued (RFC 6455 §5.5.3
     /// lets an endpoint answer only the most recent ping). Close frames are
-    /// always queued.
+    /// always queued. What a send that would pass it does is
+    /// [`Config::backpressure`].
     pub max_output_buffer: usize,
+    /// What a send does when the output would pass
+    /// [`Config::max_output_buffer`] (default [`Backpressure::Refuse`]).
+    pub backpressure: Backpressure,
     /// Answer every ping with a pong automatically (default `true`). When
     /// `false`, the application answers with [`Connection::pong`](crate::Connection::pong).
     pub auto_pong: bool,
@@ -48,6 +52,42 @@ pub struct Config {
     /// How long to wait for the peer's close frame after sending ours, and
     /// (client) for the server to close the transport (default 5 s).
     pub close_timeout: Duration,
+    /// How long the opening handshake may take (default 10 s): a server
+    /// waits this long for the whole request head from when the
+    /// connection is made, a client for the whole response from when its
+    /// request is queued. A slow or silent peer cannot hold the connection
+    /// longer: on expiry a server answers 408 and closes, a client fails
+    /// with [`Failure::HandshakeTimeout`](crate::Failure::HandshakeTimeout).
+    /// The deadline is reported by
+    /// [`Connection::poll_timeout`](crate::Connection::poll_timeout) like
+    /// every other; `Duration::MAX` means no limit.
+    pub handshake_timeout: Duration,
+}
+
+/// What a send does when the output queue would pass
+/// [`Config::max_output_buffer`]: the transport is not taking the bytes,
+/// usually because the peer stopped reading.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Backpressure {
+    /// The send fails with [`Error::OutputFull`](crate::Error::OutputFull),
+    /// queues nothing, and the connection goes on: the application decides
+    /// (drop the message, wait, close).
+    #[default]
+    Refuse,
+    /// The connection is given up, the way a browser's `WebSocket.send()`
+    /// closes the socket when data cannot be buffered (and uWebSockets'
+    /// `closeOnBackpressureLimit`): the send fails with
+    /// [`Error::OutputFull`](crate::Error::OutputFull), the output already
+    /// queued is dropped (a peer that does not read would never take it,
+    /// nor a close frame behind it), the transport is to be closed at once
+    /// ([`Connection::should_close_transport`](crate::Connection::should_close_transport)),
+    /// and the connection ends with [`Event::Error`](crate::Event::Error)
+    /// ([`Failure::OutputFull`](crate::Failure::OutputFull)) and
+    /// [`Event::Closed`](crate::Event::Closed) with code 1008
+    /// ([`CloseCode::POLICY_VIOLATION`](crate::CloseCode::POLICY_VIOLATION)),
+    /// not clean. One stalled reader cannot hold memory for everyone.
+    Close,
 }
 
 impl Default for Config {
@@ -61,6 +101,8 @@ impl Default for Config {
             streaming: false,
             validate_outgoing_text: true,
             close_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(10),
+            backpressure: Backpressure::Refuse,
         }
     }
 }

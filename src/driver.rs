@@ -11,6 +11,11 @@ use crate::{Connection, Failure};
 use std::io;
 use std::string::{String, ToString};
 
+/// The default output high-water mark of the drivers: 128 KiB. Above it a
+/// driver reads nothing more until the transport has taken the output
+/// (and the tokio sink waits before taking another message).
+pub const DEFAULT_HIGH_WATER_MARK: usize = 128 << 10;
+
 /// What can go wrong while driving a connection over a stream.
 #[derive(Debug)]
 #[non_exhaustive]

@@ -161,6 +161,21 @@ pub enum Failure {
     /// Our close frame went unanswered for
     /// [`Config::close_timeout`](crate::Config::close_timeout).
     CloseTimeout,
+    /// The opening handshake did not complete within
+    /// [`Config::handshake_timeout`](crate::Config::handshake_timeout): a
+    /// server got no complete request head (it answered 408), a client no
+    /// complete response.
+    HandshakeTimeout,
+    /// A send would have passed
+    /// [`Config::max_output_buffer`](crate::Config::max_output_buffer) under
+    /// [`Backpressure::Close`](crate::Backpressure::Close): the peer is not
+    /// reading, so the connection was given up (1008).
+    OutputFull {
+        /// Bytes that were waiting for the transport.
+        buffered: usize,
+        /// The configured limit.
+        limit: usize,
+    },
 }
 
 impl From<ProtocolError> for Failure {
@@ -175,6 +190,11 @@ impl fmt::Display for Failure {
             Failure::Protocol(e) => write!(f, "protocol error ({}): {e}", e.close_code()),
             Failure::Handshake { error, .. } => write!(f, "handshake failed: {error}"),
             Failure::CloseTimeout => f.write_str("the peer did not answer the close frame in time"),
+            Failure::HandshakeTimeout => f.write_str("the opening handshake did not complete in time"),
+            Failure::OutputFull { buffered, limit } => write!(
+                f,
+                "the peer is not reading: {buffered} bytes of output are waiting and the limit is {limit} bytes"
+            ),
         }
     }
 }

@@ -101,7 +101,7 @@ pub mod internal {
 }
 
 pub use bytes::Bytes;
-pub use config::Config;
+pub use config::{Backpressure, Config};
 pub use connection::Connection;
 pub use error::{Error, Failure, Misuse, ProtocolError};
 pub use event::{

@@ -82,12 +82,13 @@
 
 use crate::driver::{decide_on, tcp_target};
 use crate::{ClientRequest, CloseCode, CloseInfo, Config, Connection, Event, Message, ReadyState, Request, Response};
-use ::tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use ::tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use ::tokio::net::TcpStream;
 use ::tokio::time::{Instant as TokioInstant, Sleep};
 use core::fmt;
 use core::future::{Future, poll_fn};
-use core::pin::{Pin, pin};
+use core::mem::MaybeUninit;
+use core::pin::Pin;
 use core::task::{Context, Poll, Waker, ready};
 use futures_core::{FusedStream, Stream};
 use futures_sink::Sink;
@@ -96,18 +97,15 @@ use std::io::{self, ErrorKind, IoSlice};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Wake;
 
-/// The errors and the server's decision of this driver: the types every
-/// driver shares ([`crate::driver`]).
-pub use crate::driver::{Decision, Error};
+/// The errors, the server's decision and the default high-water mark of
+/// this driver: what every driver shares ([`crate::driver`]).
+pub use crate::driver::{DEFAULT_HIGH_WATER_MARK, Decision, Error};
 
 /// Bytes asked of the stream per read.
 const READ_CHUNK: usize = 64 << 10;
 
 /// Most chunks handed to one vectored write.
 const MAX_IO_SLICES: usize = 64;
-
-/// The default [`WebSocketStream::high_water_mark`]: 128 KiB.
-pub const DEFAULT_HIGH_WATER_MARK: usize = 128 << 10;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -319,17 +317,25 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 self.finished = true;
                 return Poll::Ready(None);
             }
-            // Read straight into the machine's receive buffer. The future is
-            // polled once and dropped: `read_buf` reads nothing unless ready.
-            let buf = self.conn.receive_buf();
-            buf.reserve(READ_CHUNK);
-            let read = pin!(self.io.read_buf(buf)).poll(cx);
-            match ready!(read) {
-                Ok(0) => {
+            if self.conn.buffered_amount() > self.high_water {
+                // The transport is not taking our output (the write above is
+                // pending and will wake us): read nothing more until it does,
+                // so a peer that sends but never reads cannot grow it.
+                return Poll::Pending;
+            }
+            // Read into a buffer on the stack (not zeroed) and hand the bytes
+            // to the machine, which copies them in, unmasking the payload of
+            // the frame being read as it goes: an idle connection holds no
+            // read buffer, and nothing read is ever left outside the machine
+            // (no await between the read and `receive`).
+            let mut storage = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+            let mut buf = ReadBuf::uninit(&mut storage);
+            match ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf)) {
+                Ok(()) if buf.filled().is_empty() => {
                     self.transport_done = true;
                     self.conn.receive_eof();
                 }
-                Ok(_) => {}
+                Ok(()) => self.conn.receive(buf.filled()),
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
                     self.transport_done = true;
@@ -436,7 +442,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> WebSocketStream<T> {
     }
 
     /// Output bytes above which the sink's `poll_ready` waits (while writing)
-    /// before taking another message; default [`DEFAULT_HIGH_WATER_MARK`].
+    /// before taking another message, and the stream reads nothing more
+    /// until the transport has taken them (backpressure runs both ways: a
+    /// peer that pings but never reads cannot make the output grow); default
+    /// [`DEFAULT_HIGH_WATER_MARK`].
     pub fn high_water_mark(&self) -> usize {
         self.driver.high_water
     }

@@ -4,8 +4,8 @@
 //!
 //! | transition | from | to | also |
 //! |---|---|---|---|
-//! | [`Transition::Surfaced`] | CONNECTING, awaiting a request | CONNECTING, awaiting the application | the request is an event |
-//! | [`Transition::Opened`] | CONNECTING | OPEN | `Event::Open` (unless opened from outside) |
+//! | [`Transition::Surfaced`] | CONNECTING, awaiting a request | CONNECTING, awaiting the application | the request is an event; the handshake timer stops |
+//! | [`Transition::Opened`] | CONNECTING | OPEN | `Event::Open` (unless opened from outside); the handshake timer stops |
 //! | [`Transition::Closing`] | OPEN | CLOSING | our close frame is queued; the close timer starts |
 //! | [`Transition::PeerClosed`] | OPEN, CLOSING | CLOSED | clean; a server closes the transport, a client waits for the server to (RFC 6455 §7.1.1) |
 //! | [`Transition::Failed`] | any but CLOSED | CLOSED | `Event::Error`; the transport is to be closed |
@@ -149,6 +149,8 @@ impl Connection {
                 debug_assert!(matches!(self.life.stage, Stage::AwaitRequest { .. }));
                 debug_assert!(matches!(stage, Stage::AwaitDecision { .. } | Stage::AwaitHttpAnswer));
                 self.life.stage = stage;
+                // The whole request is in: the handshake deadline is met.
+                self.timers.stop(TimerKind::Handshake);
             }
             Transition::Opened => {
                 if !self.allowed(from == ReadyState::Connecting) {
@@ -156,6 +158,7 @@ impl Connection {
                 }
                 self.life.stage = Stage::Done;
                 self.life.state = ReadyState::Open;
+                self.timers.stop(TimerKind::Handshake);
             }
             Transition::Closing => {
                 if !self.allowed(from == ReadyState::Open) {
@@ -244,6 +247,7 @@ impl Connection {
                     }
                 }
                 TimerKind::TransportClose => self.apply(Transition::TransportDue),
+                TimerKind::Handshake => self.handshake_timed_out(),
             }
         }
     }

@@ -41,7 +41,7 @@ use opening::ClientOffer;
 use output::Output;
 use reader::Reader;
 use send::Sending;
-use timers::Timers;
+use timers::{TimerKind, Timers};
 
 /// A WebSocket connection as a pure state machine. See the crate docs for a
 /// complete driving loop.
@@ -59,6 +59,10 @@ pub struct Connection {
     sending: Option<Sending>,
     /// The extension negotiated in the handshake, if any.
     extension: Option<Box<dyn Extension>>,
+    /// The payload of the automatic pong not yet queued: it waits while
+    /// other output does, and a newer ping replaces it (RFC 6455 §5.5.3),
+    /// so a peer that pings and never reads holds one pong, not millions.
+    pending_pong: Option<bytes::Bytes>,
 }
 
 impl core::fmt::Debug for Connection {
@@ -86,13 +90,16 @@ impl Connection {
             rng,
             sending: None,
             extension: None,
+            pending_pong: None,
         }
     }
 
     /// A server connection in CONNECTING, waiting for the upgrade request.
     pub fn server(config: Config) -> Self {
         let life = Lifecycle::new(ReadyState::Connecting, Stage::AwaitRequest { scanned: 0 });
-        Self::new(Role::Server, config, life, None)
+        let mut conn = Self::new(Role::Server, config, life, None);
+        conn.timers.start(TimerKind::Handshake, conn.config.handshake_timeout);
+        conn
     }
 
     /// A client connection in CONNECTING, its upgrade request already queued
@@ -136,6 +143,7 @@ impl Connection {
         let life = Lifecycle::new(ReadyState::Connecting, Stage::AwaitResponse { offer, scanned: 0 });
         let mut conn = Self::new(Role::Client, config, life, Some(rng));
         conn.out.extend(&head);
+        conn.timers.start(TimerKind::Handshake, conn.config.handshake_timeout);
         Ok(conn)
     }
 
@@ -256,6 +264,10 @@ impl Connection {
     /// what is queued is clamped).
     pub fn consume_output(&mut self, n: usize) {
         self.out.consume(n);
+        if self.out.len() == 0 {
+            // The automatic pong that waited behind the output goes now.
+            self.flush_pong();
+        }
     }
 
     /// Whether the driver should now close the transport: CLOSED and all

@@ -89,6 +89,38 @@ impl Connection {
         }
     }
 
+    /// Server, a decision pending: whether `incoming` more bytes would take
+    /// what the client sent after its request head past
+    /// `Config::max_handshake_size`; if so the connection has failed with
+    /// [`HandshakeError::EarlyData`] (400). RFC 6455 §4.1: a client waits
+    /// for the response before sending data, so little or nothing is
+    /// expected here.
+    pub(crate) fn early_data_overflows(&mut self, incoming: usize) -> bool {
+        let limit = self.config.max_handshake_size;
+        if self.inbuf.len().saturating_add(incoming) <= limit {
+            return false;
+        }
+        self.fail_server_handshake(HandshakeError::EarlyData { limit });
+        true
+    }
+
+    /// The handshake timer fired (`Config::handshake_timeout`): a server
+    /// still waiting for the request head answers 408 (RFC 9110 §15.5.9)
+    /// and closes; a client still waiting for the response fails.
+    pub(crate) fn handshake_timed_out(&mut self) {
+        match self.life.stage() {
+            Stage::AwaitRequest { .. } => {
+                let mut head = Vec::new();
+                HttpResponse::new(408).encode(&mut head);
+                self.out.extend(&head);
+            }
+            Stage::AwaitResponse { .. } => {}
+            // The head arrived in time; what follows is the application's.
+            Stage::AwaitDecision { .. } | Stage::AwaitHttpAnswer | Stage::Done => return,
+        }
+        self.apply(Transition::Failed(Failure::HandshakeTimeout, abnormal()));
+    }
+
     /// Server: answers a request that broke the handshake rules with its
     /// 4xx, and fails.
     fn fail_server_handshake(&mut self, error: HandshakeError) -> bool {

@@ -8,6 +8,11 @@
 use alloc::collections::VecDeque;
 use bytes::{Buf, Bytes, BytesMut};
 
+/// Most spare output capacity kept once everything is written: enough for
+/// steady small messages to reuse one buffer, small enough that many idle
+/// connections cost little.
+const KEEP_IDLE: usize = 2 << 10;
+
 /// Bytes queued for the transport, in order.
 #[derive(Debug, Default)]
 pub(crate) struct Output {
@@ -95,8 +100,16 @@ impl Output {
             }
         }
         if self.len == 0 && self.tail.is_empty() {
-            // Reuse the allocation from the start when nothing is pending.
             self.tail.clear();
+            // (`try_reclaim` sees the whole allocation, not what is past the
+            // bytes just written.)
+            if self.tail.try_reclaim(KEEP_IDLE + 1) {
+                // Drained after a large write: an idle connection goes back
+                // to a small footprint by itself.
+                self.tail = BytesMut::new();
+                self.chunks = VecDeque::new();
+            }
+            // Otherwise the allocation is reused from the start.
         }
     }
 }

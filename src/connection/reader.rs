@@ -33,6 +33,35 @@ pub(crate) enum Item {
 /// bytes arrive.
 const RESERVE_AHEAD: usize = 16 << 20;
 
+/// Messages (and fragments) shorter than this are copied out of the
+/// receive buffer into an allocation of their own size; longer ones are
+/// slices of it, no copy. A slice keeps the whole buffer allocation alive
+/// for as long as the application keeps it, so without the copy a kept
+/// 10-byte chat line would pin a 64 KiB read; with it, what a kept message
+/// holds is in proportion to its size: its own bytes below this, and above
+/// it at most the buffer it arrived in (its own length plus one read, which
+/// the drivers cap at 64 KiB) — under five times its size.
+pub(crate) const OWN_BELOW: usize = 16 << 10;
+
+/// The first `n` bytes of `buf` as a message's bytes: copied into their own
+/// allocation when short ([`OWN_BELOW`]), split off without a copy when long.
+fn take(buf: &mut BytesMut, n: usize) -> Bytes {
+    if n < OWN_BELOW {
+        let data = Bytes::copy_from_slice(&buf[..n]);
+        buf.advance(n);
+        data
+    } else {
+        buf.split_to(n).freeze()
+    }
+}
+
+/// Decoded bytes as a message's: the spare capacity of the decode buffer
+/// (it grows in steps) is given back, so a kept message holds its size.
+fn own_decoded(mut out: Vec<u8>) -> Bytes {
+    out.shrink_to_fit();
+    Bytes::from(out)
+}
+
 /// A whole message's item; its text was validated as it arrived.
 fn message(kind: DataKind, data: Bytes) -> Item {
     match kind {
@@ -189,7 +218,7 @@ fn decode_step(
             }
             return Ok(Decoded::NeedMore);
         }
-        let data = Bytes::from(core::mem::take(&mut dec.out));
+        let data = own_decoded(core::mem::take(&mut dec.out));
         let first = !dec.started;
         dec.started = true;
         dec.delivered += data.len();
@@ -204,7 +233,7 @@ fn decode_step(
         ));
     }
     if done {
-        let data = Bytes::from(core::mem::take(&mut dec.out));
+        let data = own_decoded(core::mem::take(&mut dec.out));
         return Ok(Decoded::Item(message(msg.kind, data), true));
     }
     if frame.remaining == 0 && !last {
@@ -228,6 +257,12 @@ impl Reader {
             frame: None,
             message: None,
         }
+    }
+
+    /// No frame or message is being read: what the receive buffer holds
+    /// starts at a frame boundary and nothing was reserved for a payload.
+    pub(crate) fn idle(&self) -> bool {
+        self.frame.is_none() && self.message.is_none()
     }
 
     /// Takes from `data` the bytes that continue the current frame's payload
@@ -325,7 +360,7 @@ impl Reader {
                 if !complete {
                     return Ok(None);
                 }
-                let payload = buf.split_to(avail).freeze();
+                let payload = take(buf, avail);
                 let opcode = frame.opcode;
                 self.frame = None;
                 return Ok(Some(match opcode {
@@ -378,7 +413,7 @@ impl Reader {
                     msg.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
                 }
                 if config.streaming {
-                    let data = buf.split_to(avail).freeze();
+                    let data = take(buf, avail);
                     let first = !msg.delivered;
                     msg.delivered = true;
                     let kind = msg.kind;
@@ -399,7 +434,14 @@ impl Reader {
                     }
                     return Ok(None);
                 }
-                let data = core::mem::take(&mut msg.assembled).freeze();
+                let assembled = core::mem::take(&mut msg.assembled);
+                // The message buffer grew in doubling steps: a short message,
+                // or one with much spare room, is copied to its size.
+                let data = if assembled.len() < OWN_BELOW || assembled.capacity() / 2 > assembled.len() {
+                    Bytes::copy_from_slice(&assembled)
+                } else {
+                    assembled.freeze()
+                };
                 let kind = msg.kind;
                 self.message = None;
                 return Ok(Some(message(kind, data)));
@@ -407,8 +449,9 @@ impl Reader {
             if !complete {
                 return Ok(None);
             }
-            // An unfragmented message: a slice of the receive buffer, no copy.
-            let data = buf.split_to(avail).freeze();
+            // An unfragmented message: a slice of the receive buffer (no
+            // copy), or its own copy when short.
+            let data = take(buf, avail);
             self.frame = None;
             let kind = msg.kind;
             if kind == DataKind::Text {
@@ -446,6 +489,22 @@ impl Reader {
         };
         if end > buf.len() {
             return Ok(None);
+        }
+        let len = end - header_len;
+        if len < OWN_BELOW {
+            // A short message gets its own allocation, unmasked as it is
+            // copied (one pass, as unmasking in place would be).
+            let mut own = BytesMut::with_capacity(len);
+            match h.mask {
+                Some(key) => extend_masked(&mut own, &buf[header_len..end], key, 0),
+                None => own.extend_from_slice(&buf[header_len..end]),
+            }
+            if kind == DataKind::Text && simdutf8::basic::from_utf8(&own).is_err() {
+                // RFC 6455 §8.1.
+                return Err(ProtocolError::InvalidUtf8);
+            }
+            buf.advance(end);
+            return Ok(Some(message(kind, own.freeze())));
         }
         let mut frame = buf.split_to(end);
         let payload = &mut frame[header_len..];

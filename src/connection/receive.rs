@@ -37,6 +37,15 @@ impl Connection {
         // Payload of the frame being read is unmasked while it is copied in.
         let fused = match self.life.stage() {
             Stage::Done => self.reader.absorb(&mut self.inbuf, data),
+            // The answer to a plain HTTP request ends the connection: what
+            // follows its head is never read, so it is not kept.
+            Stage::AwaitHttpAnswer => return,
+            Stage::AwaitDecision { .. } => {
+                if self.early_data_overflows(data.len()) {
+                    return;
+                }
+                0
+            }
             _ => 0,
         };
         self.inbuf.extend_from_slice(&data[fused..]);
@@ -124,6 +133,15 @@ impl Connection {
             self.inbuf.clear();
             return;
         }
+        match self.life.stage() {
+            Stage::AwaitHttpAnswer => self.inbuf.clear(),
+            // Bytes appended through `receive_buf` count as well.
+            Stage::AwaitDecision { .. } if self.inbuf.len() > self.config.max_handshake_size => {
+                let _ = self.early_data_overflows(0);
+                return;
+            }
+            _ => {}
+        }
         while self.events.is_empty() {
             if self.life.reads_frames() {
                 self.read_frames();
@@ -137,6 +155,13 @@ impl Connection {
             // All input is processed and no more will come: the transport
             // ended without (the end of) a closing handshake.
             self.apply(Transition::Drained);
+        }
+        if self.inbuf.is_empty() && self.reader.idle() {
+            // Everything received is read: give the buffer back, so an idle
+            // connection holds none (it may also be the tail of a message
+            // handed out without a copy, which would keep that alive).
+            // The next input allocates what it needs.
+            self.inbuf = BytesMut::new();
         }
     }
 
@@ -160,10 +185,9 @@ impl Connection {
             Item::Fragment(f) => self.events.push_back(Event::Fragment(f)),
             Item::Ping(payload) => {
                 // RFC 6455 §5.5.2: answer with a pong carrying the same payload,
-                // unless our close frame is already out, or the output is full
-                // (§5.5.3: answering only the most recent ping is allowed).
-                if self.config.auto_pong && !self.life.close_sent() && self.check_room(payload.len()).is_ok() {
-                    self.write_frame(OpCode::Pong, true, &payload);
+                // unless our close frame is already out.
+                if self.config.auto_pong && !self.life.close_sent() {
+                    self.queue_auto_pong(payload.clone());
                 }
                 self.events.push_back(Event::Ping(payload));
             }

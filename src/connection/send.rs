@@ -5,7 +5,10 @@
 
 use super::Connection;
 use super::lifecycle::Transition;
-use crate::error::{Error, Misuse};
+use super::output::Output;
+use crate::config::Backpressure;
+use crate::error::{Error, Failure, Misuse};
+use crate::event::CloseInfo;
 use crate::event::{Compression, Message, Outgoing};
 use crate::types::{DataKind, ReadyState, Role};
 use crate::wire::close::{CloseCode, MAX_CLOSE_REASON, encode_close};
@@ -116,12 +119,48 @@ impl Connection {
     }
 
     /// The output has room for a frame with `payload_len` bytes of payload.
-    pub(crate) fn check_room(&self, payload_len: usize) -> Result<(), Error> {
+    /// Under [`Backpressure::Close`] a frame that does not fit gives the
+    /// connection up (1008): the output is dropped, since a peer that does
+    /// not read would take neither it nor a close frame behind it.
+    pub(crate) fn check_room(&mut self, payload_len: usize) -> Result<(), Error> {
         let (buffered, limit) = (self.out.len(), self.config.max_output_buffer);
         if payload_len.saturating_add(MAX_HEADER_LEN).saturating_add(buffered) > limit {
+            if self.config.backpressure == Backpressure::Close && self.life.state() != ReadyState::Closed {
+                self.out = Output::default();
+                self.pending_pong = None;
+                self.apply(Transition::Failed(
+                    Failure::OutputFull { buffered, limit },
+                    CloseInfo {
+                        code: CloseCode::POLICY_VIOLATION,
+                        reason: "output buffer full".into(),
+                        was_clean: false,
+                    },
+                ));
+            }
             return Err(Error::OutputFull { buffered, limit });
         }
         Ok(())
+    }
+
+    /// Queues the automatic answer to a ping: at once when nothing else
+    /// waits for the transport; otherwise it waits in one slot, queued
+    /// before the next frame or when the output drains, and a newer ping
+    /// replaces its payload (RFC 6455 §5.5.3: an endpoint may answer only
+    /// the most recent ping).
+    pub(crate) fn queue_auto_pong(&mut self, payload: Bytes) {
+        self.pending_pong = Some(payload);
+        if self.out.len() == 0 {
+            self.flush_pong();
+        }
+    }
+
+    /// Queues the waiting automatic pong, if any.
+    pub(crate) fn flush_pong(&mut self) {
+        if let Some(payload) = self.pending_pong.take() {
+            if !self.life.close_sent() {
+                self.write_frame(OpCode::Pong, true, &payload);
+            }
+        }
     }
 
     fn check_can_send_data(&self) -> Result<(), Error> {
@@ -293,6 +332,9 @@ impl Connection {
         rsv: u8,
         len: usize,
     ) -> ([u8; MAX_HEADER_LEN], usize, Option<[u8; 4]>) {
+        // A waiting automatic pong goes before the next frame (this one is
+        // not it: the pong is taken out of its slot before it is written).
+        self.flush_pong();
         let mask = match self.role {
             Role::Server => None,
             Role::Client => {

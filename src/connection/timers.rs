@@ -22,9 +22,12 @@ pub(crate) enum TimerKind {
     /// Client, CLOSED cleanly: waiting for the server to close the
     /// transport first (RFC 6455 §7.1.1), up to `Config::close_timeout`.
     TransportClose = 1,
+    /// CONNECTING: the whole request head (server) or response head
+    /// (client) must arrive within `Config::handshake_timeout`.
+    Handshake = 2,
 }
 
-const KINDS: [TimerKind; 2] = [TimerKind::CloseReply, TimerKind::TransportClose];
+const KINDS: [TimerKind; 3] = [TimerKind::CloseReply, TimerKind::TransportClose, TimerKind::Handshake];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Slot {

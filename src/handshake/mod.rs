@@ -86,6 +86,15 @@ pub enum HandshakeError {
     /// The server's answer to an offered extension breaks one of its rules
     /// (for permessage-deflate, RFC 7692 §7.1); says which.
     Extension(String),
+    /// The client sent more than this many bytes after its request head
+    /// while the server's decision was pending. RFC 6455 §4.1: a client
+    /// waits for the server's response before sending further data; the
+    /// server holds at most [`Config::max_handshake_size`](crate::Config::max_handshake_size)
+    /// bytes of it, no more.
+    EarlyData {
+        /// The limit in bytes.
+        limit: usize,
+    },
 }
 
 impl HandshakeError {
@@ -122,6 +131,10 @@ impl fmt::Display for HandshakeError {
                 write!(f, "the server accepted extension {e:?}, which was not offered")
             }
             HandshakeError::Extension(why) => write!(f, "extension negotiation failed: {why}"),
+            HandshakeError::EarlyData { limit } => write!(
+                f,
+                "more than {limit} bytes sent after the request head before the server's answer (RFC 6455 §4.1)"
+            ),
         }
     }
 }

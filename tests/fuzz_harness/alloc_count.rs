@@ -11,6 +11,8 @@ std::thread_local! {
     static THREAD_COUNT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     /// Net bytes allocated minus freed by this thread.
     static THREAD_BYTES: std::cell::Cell<isize> = const { std::cell::Cell::new(0) };
+    /// Gross bytes allocated by this thread (frees not subtracted).
+    static THREAD_ALLOCATED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     /// The highest `THREAD_BYTES` since the last `reset_peak_this_thread`.
     static THREAD_PEAK: std::cell::Cell<isize> = const { std::cell::Cell::new(0) };
 }
@@ -22,6 +24,10 @@ fn thread_bytes(delta: isize) {
         b.set(now);
         let _ = THREAD_PEAK.try_with(|p| p.set(p.get().max(now)));
     });
+}
+
+fn allocated(n: usize) {
+    let _ = THREAD_ALLOCATED.try_with(|a| a.set(a.get() + n));
 }
 
 fn count_one() {
@@ -39,6 +45,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
         if !p.is_null() {
             count_one();
             thread_bytes(layout.size() as isize);
+            allocated(layout.size());
         }
         p
     }
@@ -55,6 +62,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
         if !p.is_null() {
             thread_bytes(new_size as isize - layout.size() as isize);
             count_one();
+            allocated(new_size.saturating_sub(layout.size()));
         }
         p
     }
@@ -69,6 +77,12 @@ pub fn count_this_thread() -> usize {
 /// when the binary does not use `CountingAlloc`).
 pub fn bytes_this_thread() -> isize {
     THREAD_BYTES.with(|b| b.get())
+}
+
+/// Gross heap bytes allocated by the calling thread so far (growth of a
+/// reallocation counted, frees not subtracted).
+pub fn bytes_allocated_this_thread() -> usize {
+    THREAD_ALLOCATED.with(|a| a.get())
 }
 
 /// Resets the calling thread's peak to its current net heap and returns that

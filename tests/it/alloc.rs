@@ -1,6 +1,6 @@
-//! Allocation behaviour, measured with a counting allocator: no heap
-//! allocation per message in steady state (unfragmented receive, and send),
-//! the footprint of an idle OPEN connection, and `shrink_buffers`.
+//! Allocation behaviour, measured with a counting allocator: what receiving
+//! and sending cost per message, what kept messages hold, the footprint of
+//! an idle OPEN connection and its return to it after large messages.
 
 use crate::fuzz_harness::wire::open_role;
 use crate::fuzz_harness::{alloc_count, wire};
@@ -27,18 +27,42 @@ fn allocations(mut f: impl FnMut(), warmup: usize, n: usize) -> usize {
     alloc_count::count_this_thread() - before
 }
 
-// Receiving an unfragmented message allocates nothing once the buffers have
-// grown: the payload is a `Bytes` slice of the receive buffer, whose space
-// is reclaimed when the application drops it.
+/// Allocations, bytes allocated and net bytes still held by `f` run `n`
+/// times, after `warmup` runs not counted.
+fn allocations_and_bytes(mut f: impl FnMut(), warmup: usize, n: usize) -> (usize, usize, isize) {
+    for _ in 0..warmup {
+        f();
+    }
+    let (count, bytes) = (
+        alloc_count::count_this_thread(),
+        alloc_count::bytes_allocated_this_thread(),
+    );
+    let held = alloc_count::bytes_this_thread();
+    for _ in 0..n {
+        f();
+    }
+    (
+        alloc_count::count_this_thread() - count,
+        alloc_count::bytes_allocated_this_thread() - bytes,
+        held_since(held),
+    )
+}
+
+// What receiving costs is in proportion to the message (issue "hostile
+// peers"): a short message is copied into one allocation of its own size
+// (so that keeping it keeps nothing else alive), besides the buffer the
+// bytes arrived in, which is given back once read; a long one is a slice of
+// that buffer, no copy. Nothing stays allocated between messages.
 #[test]
-fn receive_allocates_nothing_per_message() {
+fn receive_allocates_in_proportion_to_the_message() {
     let _g = SERIAL.lock().unwrap();
-    for size in [16, 125, 1024, 64 << 10] {
+    for size in [16, 125, 1024, 8 << 10, 64 << 10] {
         for opcode in [0x1, 0x2] {
             let payload = vec![b'a'; size];
             let frame = wire::frame(opcode, true, 0, Some([1, 2, 3, 4]), &payload);
             let mut conn = server();
-            let n = allocations(
+            let runs = if size > 4096 { 200 } else { 2000 };
+            let (count, bytes, held) = allocations_and_bytes(
                 || {
                     conn.receive(&frame);
                     match conn.poll_event() {
@@ -48,27 +72,76 @@ fn receive_allocates_nothing_per_message() {
                     }
                     assert!(conn.poll_event().is_none());
                 },
-                if size > 4096 { 100 } else { 1000 },
-                if size > 4096 { 500 } else { 10000 },
+                10,
+                runs,
             );
-            assert_eq!(
-                n, 0,
-                "{n} allocations for the measured messages of {size} bytes (opcode {opcode})"
+            let (per_message, bytes_per_message) = (count as f64 / runs as f64, bytes / runs);
+            eprintln!("receive {size} B (opcode {opcode}): {per_message} allocations, {bytes_per_message} B");
+            // The read's buffer, and for a short message its own copy; for a
+            // long one the small handle `bytes` makes to share the buffer.
+            assert_eq!(per_message, 2.0, "allocations per message of {size} bytes");
+            let copies = if size < 16 << 10 { 2 } else { 1 };
+            assert!(
+                bytes_per_message <= copies * frame.len() + 64,
+                "{bytes_per_message} bytes allocated per message of {size} bytes"
             );
+            // Nothing is kept between messages.
+            assert_eq!(held, 0, "heap held after messages of {size} bytes");
         }
     }
 }
 
-// Sending allocates nothing once the output buffer has grown, in both roles
-// (the client masks into the output buffer), with the output drained.
+// A kept short message holds its own size, not the read it came in: the
+// drivers read up to 64 KiB at a time, and a chat history of 10,000 ten-byte
+// lines, each in its own read, must not pin 10,000 read buffers. Target of
+// the issue: heap held by 10,000 retained 10-byte messages ≤ 1 MiB.
 #[test]
-fn send_allocates_nothing_per_message() {
+fn retained_small_messages_hold_their_size() {
+    let _g = SERIAL.lock().unwrap();
+    let frame = wire::frame(0x1, true, 0, Some([1, 2, 3, 4]), b"0123456789");
+    for through_receive_buf in [false, true] {
+        let mut kept = Vec::with_capacity(10_000);
+        let before = alloc_count::bytes_this_thread();
+        let mut conn = server();
+        for _ in 0..10_000 {
+            if through_receive_buf {
+                // A driver reading straight into the machine's buffer, 64 KiB asked.
+                let buf = conn.receive_buf();
+                buf.reserve(64 << 10);
+                buf.extend_from_slice(&frame);
+            } else {
+                conn.receive(&frame);
+            }
+            match conn.poll_event() {
+                Some(Event::Text(t)) => kept.push(t),
+                other => panic!("{other:?}"),
+            }
+        }
+        let held = held_since(before) as usize;
+        eprintln!(
+            "10,000 kept 10-byte messages (receive_buf: {through_receive_buf}): {held} B held, \
+             besides the {} B Vec of their handles",
+            kept.capacity() * std::mem::size_of::<wsmachine::Utf8Bytes>()
+        );
+        assert!(held <= 1 << 20, "10,000 kept 10-byte messages hold {held} bytes");
+        assert!(kept.iter().all(|t| &**t == "0123456789"));
+        drop(conn);
+    }
+}
+
+// Sending short messages allocates nothing once the output buffer has
+// grown, in both roles (the client masks into the output buffer), with the
+// output drained; a long message's buffer is given back once written, so
+// nothing stays allocated between messages.
+#[test]
+fn send_allocates_nothing_per_short_message() {
     let _g = SERIAL.lock().unwrap();
     for role in [Role::Server, Role::Client] {
-        for size in [16, 125, 1024, 64 << 10] {
+        for size in [16, 125, 1000, 64 << 10] {
             let payload = vec![b'b'; size];
             let text = "t".repeat(size);
             let mut conn = open_role(role, Config::default(), ChaCha20Rng::from_seed([0; 32]));
+            let before = alloc_count::bytes_this_thread();
             let n = allocations(
                 || {
                     conn.send(&payload).unwrap();
@@ -81,9 +154,16 @@ fn send_allocates_nothing_per_message() {
                 if size > 4096 { 100 } else { 1000 },
                 if size > 4096 { 500 } else { 10000 },
             );
-            assert_eq!(
-                n, 0,
-                "{n} allocations for the measured sends of {size} bytes ({role:?})"
+            if size <= 1000 {
+                assert_eq!(
+                    n, 0,
+                    "{n} allocations for the measured sends of {size} bytes ({role:?})"
+                );
+            }
+            assert!(
+                held_since(before) <= 2 << 10,
+                "{} bytes held after sends of {size} bytes ({role:?})",
+                held_since(before)
             );
         }
     }
@@ -144,11 +224,11 @@ fn held_since(before: isize) -> isize {
     alloc_count::bytes_this_thread() - before
 }
 
-// Buffers keep their high-water size (no allocation per message), and
-// `shrink_buffers` gives it back: after a 1 MiB message each way the
-// connection returns to within a few hundred bytes of its idle footprint.
+// An idle connection returns to its small footprint by itself: after a
+// 1 MiB message each way (received, and sent and written), without calling
+// `shrink_buffers`, it is back within a few hundred bytes of idle.
 #[test]
-fn shrink_buffers_returns_to_the_idle_footprint() {
+fn buffers_return_to_the_idle_footprint_by_themselves() {
     let _g = SERIAL.lock().unwrap();
     let before = alloc_count::bytes_this_thread();
     let mut conn = Connection::open_client(Config::default(), ChaCha20Rng::from_seed([0; 32]));
@@ -163,6 +243,7 @@ fn shrink_buffers_returns_to_the_idle_footprint() {
         Some(Event::Binary(b)) => assert_eq!(b.len(), 1 << 20),
         other => panic!("expected the message, got {other:?}"),
     }
+    assert!(conn.poll_event().is_none());
     // Sent: 1 MiB, masked into the output queue, then taken.
     conn.send(&big).unwrap();
     for chunk in conn.output_chunks() {
@@ -170,12 +251,12 @@ fn shrink_buffers_returns_to_the_idle_footprint() {
     }
     conn.consume_output(conn.buffered_amount());
     drop((big, frame));
-    let grown = held_since(before);
-    assert!(grown >= idle + (1 << 20), "the buffers kept their size: {grown} B");
+    let after = held_since(before);
+    eprintln!("client connection heap: idle {idle} B, after 1 MiB each way {after} B");
+    assert!(after <= idle + 512, "after 1 MiB each way {after} B (idle {idle} B)");
+    // `shrink_buffers` has nothing left to give back, and breaks nothing.
     conn.shrink_buffers();
-    let shrunk = held_since(before);
-    eprintln!("client connection heap: idle {idle} B, after 1 MiB each way {grown} B, shrunk {shrunk} B");
-    assert!(shrunk <= idle + 512, "after shrink_buffers {shrunk} B (idle {idle} B)");
+    assert!(held_since(before) <= idle + 512);
     drop(conn);
 }
 

@@ -123,3 +123,108 @@ fn connect_reports_what_is_wrong_with_the_url() {
         Err(Error::TlsNotSupported)
     ));
 }
+
+/// A transport whose peer sends without end and never reads: every write
+/// would block, every read brings more pings. Counts the bytes read.
+struct NeverReads {
+    read: usize,
+}
+
+impl std::io::Read for NeverReads {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // One masked, empty ping per read.
+        let ping = [0x89, 0x80, 1, 2, 3, 4];
+        buf[..ping.len()].copy_from_slice(&ping);
+        self.read += ping.len();
+        Ok(ping.len())
+    }
+}
+
+impl std::io::Write for NeverReads {
+    fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+        Err(std::io::ErrorKind::WouldBlock.into())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl blocking::Transport for NeverReads {}
+
+// Backpressure runs both ways (issue "hostile peers", RFC 6455 §5.5.3): while
+// more than the high-water mark of output waits for a transport that takes
+// nothing, the driver reads nothing, so a peer that sends but never reads
+// cannot make the machine buffer without end.
+#[test]
+fn the_driver_stops_reading_while_the_output_is_above_the_high_water_mark() {
+    let conn = wsmachine::Connection::open_server(Config::default());
+    let mut ws = blocking::WebSocket::from_connection(conn, NeverReads { read: 0 });
+    // Under the mark: each call reads (a ping, answered into one pong).
+    for _ in 0..1000 {
+        match ws.read() {
+            Ok(Event::Ping(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(ws.get_ref().read, 6000);
+    let pongs_queued = ws.connection().buffered_amount();
+    assert_eq!(pongs_queued, 2, "one pong queued, the newest waits in its slot");
+    // Over the mark: nothing more is read.
+    ws.connection_mut()
+        .send(vec![0u8; blocking::DEFAULT_HIGH_WATER_MARK + 1])
+        .unwrap();
+    let read_before = ws.get_ref().read;
+    for _ in 0..100 {
+        match ws.read() {
+            Ok(Event::Ping(_)) => {}
+            Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        ws.get_ref().read,
+        read_before,
+        "nothing read while the output is above the mark"
+    );
+}
+
+// A deadline on every wait: a client that connects and sends nothing (or a
+// byte now and then) is answered 408 and dropped after the handshake
+// timeout, on a blocking socket without a read timeout of its own (the
+// driver bounds each read by the machine's deadline).
+#[test]
+fn accept_gives_up_on_a_silent_client() {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        let config = Config {
+            handshake_timeout: Duration::from_millis(600),
+            ..Config::default()
+        };
+        let started = std::time::Instant::now();
+        let result = blocking::accept_with(tcp, config, |_| Decision::Accept(Accept::new()));
+        (result.map(|_| ()), started.elapsed())
+    });
+    let mut tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // A byte every 200 ms: each read is on time, the whole request is not.
+    for byte in b"GET / HT" {
+        thread::sleep(Duration::from_millis(200));
+        if tcp.write_all(&[*byte]).is_err() {
+            break;
+        }
+    }
+    let (result, took) = server.join().unwrap();
+    assert!(
+        matches!(result, Err(Error::Failed(wsmachine::Failure::HandshakeTimeout))),
+        "{result:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(600) && took < Duration::from_secs(3),
+        "took {took:?}"
+    );
+    let mut answer = String::new();
+    let _ = tcp.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer:?}");
+}

@@ -179,34 +179,62 @@ fn handshake_that_never_ends() {
     assert!(out.starts_with(b"HTTP/1.1 431 "));
 }
 
-// RFC 6455 §5.5.2/§5.5.3: a flood of pings whose pongs are never taken. The
-// output stays under `max_output_buffer` (later pongs are dropped, which
-// §5.5.3 allows), and the application's next send fails with OutputFull.
+// RFC 6455 §5.5.2/§5.5.3: a flood of pings whose pongs are never taken. An
+// endpoint may answer only the most recent ping, so the machine keeps one
+// automatic pong waiting behind the unwritten output and replaces its
+// payload: 50,000 pings (6 MB of pongs before this rule) leave one pong
+// queued and one waiting, whatever the output limit.
 #[test]
 fn ping_flood_with_output_never_taken() {
     let _g = SERIAL.lock().unwrap();
-    let cap = 256 << 10;
-    let config = Config {
-        max_output_buffer: cap,
-        ..Config::default()
-    };
-    let ping = wire::frame(0x9, true, 0, Some(KEY), &[b'p'; 125]);
-    let input: Vec<u8> = ping.iter().copied().cycle().take(ping.len() * 50_000).collect();
+    let pings: Vec<u8> = (0..50_000u32)
+        .flat_map(|i| wire::frame(0x9, true, 0, Some(KEY), format!("{i:0>125}").as_bytes()))
+        .collect();
     let chunk = 64 << 10;
-    let (mut conn, _events, peak) = feed(server(config), &input, chunk);
-    assert!(
-        conn.buffered_amount() <= cap,
-        "output {} over the cap",
-        conn.buffered_amount()
-    );
-    // The output buffer (growth doubles its capacity) and one input chunk.
-    eprintln!("peak heap: {peak} bytes");
-    assert!(peak <= 2 * cap + chunk + CONSTANT, "peak heap {peak} bytes");
+    let (mut conn, _events, peak) = feed(server(Config::default()), &pings, chunk);
+    eprintln!("peak heap: {peak} bytes, output {} bytes", conn.buffered_amount());
+    // The first pong went out at once; nothing else is queued.
+    assert_eq!(conn.buffered_amount(), 2 + 125, "one pong queued");
+    // One input chunk, twice while the buffer holding a partial ping grows.
+    assert!(peak <= 2 * chunk + CONSTANT, "peak heap {peak} bytes");
     assert_eq!(conn.state(), ReadyState::Open);
-    assert!(matches!(conn.send(&[0; 1024]), Err(Error::OutputFull { limit, .. }) if limit == cap));
-    // A close still goes out, so the connection can end.
-    conn.close(CloseCode::POLICY_VIOLATION, "not reading").unwrap();
+    // Once the transport takes it, the waiting pong answers the latest ping.
+    let first = take_all(&mut conn);
+    assert_eq!(&first[2..], format!("{:0>125}", 0).as_bytes());
+    let next = take_all(&mut conn);
+    assert_eq!(next[..2], [0x8a, 125]);
+    assert_eq!(&next[2..], format!("{:0>125}", 49_999).as_bytes());
+    assert!(take_all(&mut conn).is_empty());
+    // The application's sends are unaffected.
+    conn.send(&[0; 1024]).unwrap();
+    conn.close(CloseCode::NORMAL, "").unwrap();
     assert_eq!(conn.state(), ReadyState::Closing);
+}
+
+// RFC 6455 §5.5.3 with other output: a pong waiting behind queued output
+// goes out before the next frame the application queues (so a steady
+// sender never starves the peer's keepalive), answering the latest ping.
+#[test]
+fn waiting_pong_goes_before_the_next_frame() {
+    let _g = SERIAL.lock().unwrap();
+    let mut conn = Connection::open_server(Config::default());
+    conn.send("queued").unwrap();
+    for payload in [&b"one"[..], b"two"] {
+        conn.receive(&wire::frame(0x9, true, 0, Some(KEY), payload));
+        while conn.poll_event().is_some() {}
+    }
+    conn.send("next").unwrap();
+    let mut expected = wire::frame(0x1, true, 0, None, b"queued");
+    expected.extend(wire::frame(0xA, true, 0, None, b"two"));
+    expected.extend(wire::frame(0x1, true, 0, None, b"next"));
+    assert_eq!(take_all(&mut conn), expected);
+}
+
+/// Everything queued, taken as written.
+fn take_all(conn: &mut Connection) -> Vec<u8> {
+    let out = conn.pending_output().to_vec();
+    conn.consume_output(out.len());
+    out
 }
 
 // Limits set to "unlimited" must not turn a huge announced length into a huge
@@ -229,4 +257,136 @@ fn unlimited_limits_and_a_2_pow_63_header() {
     assert_eq!(conn.state(), ReadyState::Open);
     // At most the reservation cap (16 MiB) plus the input chunk.
     assert!(peak <= (16 << 20) + (64 << 10), "peak heap {peak} bytes");
+}
+
+const UPGRADE: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+    Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+// RFC 6455 §4.1: a client waits for the server's response before sending
+// data. While the application's decision is pending the server keeps at most
+// `max_handshake_size` bytes of what came after the request head (frames it
+// will read once it accepts); past that the connection fails with 400,
+// instead of buffering without limit (100 MiB were taken before this rule).
+#[test]
+fn bytes_while_the_decision_is_pending_are_bounded() {
+    let _g = SERIAL.lock().unwrap();
+    let limit = Config::default().max_handshake_size;
+    // Up to the limit: kept, and read after the accept.
+    let mut conn = Connection::server(Config::default());
+    conn.receive(UPGRADE);
+    let Some(Event::Request(request)) = conn.poll_event() else {
+        panic!("no request")
+    };
+    let early = wire::frame(0x2, true, 0, Some(KEY), &vec![7; limit - 8]);
+    assert_eq!(early.len(), limit);
+    conn.receive(&early);
+    assert!(conn.poll_event().is_none());
+    conn.accept(request, wsmachine::Accept::new()).unwrap();
+    assert!(matches!(conn.poll_event(), Some(Event::Open { .. })));
+    assert!(matches!(conn.poll_event(), Some(Event::Binary(b)) if b.len() == limit - 8));
+
+    // Past it: 100 MiB offered in 64 KiB reads; the heap stays small.
+    let chunk = vec![0u8; 64 << 10];
+    let base = alloc_count::reset_peak_this_thread();
+    let mut conn = Connection::server(Config::default());
+    conn.receive(UPGRADE);
+    let Some(Event::Request(request)) = conn.poll_event() else {
+        panic!("no request")
+    };
+    for _ in 0..1600 {
+        conn.receive(&chunk);
+    }
+    let peak = (alloc_count::peak_this_thread() - base) as usize;
+    assert!(
+        peak <= CONSTANT + limit,
+        "peak heap {peak} bytes while the decision was pending"
+    );
+    let events: Vec<Event> = std::iter::from_fn(|| conn.poll_event()).collect();
+    assert!(
+        matches!(
+            &events[..],
+            [
+                Event::Error(Failure::Handshake { error: wsmachine::HandshakeError::EarlyData { limit: l }, .. }),
+                Event::Closed(_)
+            ] if *l == limit
+        ),
+        "{events:?}"
+    );
+    let out = String::from_utf8(conn.pending_output().to_vec()).unwrap();
+    assert!(out.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{out}");
+    // The decision comes too late, and says so.
+    let err = conn.accept(request, wsmachine::Accept::new()).unwrap_err();
+    assert_eq!(err.error, Error::NotOpen(ReadyState::Closed));
+}
+
+// A plain HTTP request is answered and the connection closed: what follows
+// its head is never read, so none of it is kept while the answer is pending.
+#[test]
+fn bytes_after_a_plain_request_are_not_kept() {
+    let _g = SERIAL.lock().unwrap();
+    let chunk = vec![0u8; 64 << 10];
+    let base = alloc_count::reset_peak_this_thread();
+    let mut conn = Connection::server(Config::default());
+    conn.receive(b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 104857600\r\n\r\n");
+    let Some(Event::HttpRequest(request)) = conn.poll_event() else {
+        panic!("no request")
+    };
+    for _ in 0..1600 {
+        conn.receive(&chunk);
+        assert!(conn.poll_event().is_none());
+    }
+    let peak = (alloc_count::peak_this_thread() - base) as usize;
+    assert!(peak <= CONSTANT, "peak heap {peak} bytes");
+    conn.respond(request, wsmachine::HttpResponse::new(413)).unwrap();
+    assert!(conn.should_close_transport() || conn.buffered_amount() > 0);
+}
+
+// `Backpressure::Close` (the browser's `send()` when data cannot be
+// buffered; uWebSockets' closeOnBackpressureLimit): a send that would pass
+// `max_output_buffer` gives the connection up with 1008. The output is
+// dropped, so the transport can be closed at once even though the peer
+// reads nothing; the default (`Refuse`) keeps today's `OutputFull`.
+#[test]
+fn backpressure_close_gives_the_connection_up() {
+    let _g = SERIAL.lock().unwrap();
+    let cap = 64 << 10;
+    let config = |backpressure| Config {
+        max_output_buffer: cap,
+        backpressure,
+        ..Config::default()
+    };
+    let mut conn = Connection::open_server(config(wsmachine::Backpressure::Close));
+    let message = vec![1u8; 10_000];
+    let mut sent = 0;
+    let err = loop {
+        match conn.send(&message) {
+            Ok(()) => sent += 1,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(sent, 6);
+    assert!(matches!(err, Error::OutputFull { limit, .. } if limit == cap));
+    let events: Vec<Event> = std::iter::from_fn(|| conn.poll_event()).collect();
+    match &events[..] {
+        [
+            Event::Error(Failure::OutputFull { limit, buffered }),
+            Event::Closed(info),
+        ] => {
+            assert_eq!((*limit, *buffered), (cap, 6 * 10_004));
+            assert_eq!(info.code, CloseCode::POLICY_VIOLATION);
+            assert!(!info.was_clean);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(conn.state(), ReadyState::Closed);
+    assert_eq!(conn.buffered_amount(), 0, "the output is dropped");
+    assert!(conn.should_close_transport(), "close the transport now");
+    assert_eq!(conn.send(b"x"), Err(Error::NotOpen(ReadyState::Closed)));
+
+    // The default refuses the send and goes on.
+    let mut conn = Connection::open_server(config(wsmachine::Backpressure::Refuse));
+    while conn.send(&message).is_ok() {}
+    assert_eq!(conn.state(), ReadyState::Open);
+    assert!(conn.poll_event().is_none());
+    assert_eq!(conn.buffered_amount(), 6 * 10_004);
 }

@@ -19,6 +19,7 @@ mod util;
 mod alloc;
 mod blocking;
 mod closing;
+mod deadlines;
 #[cfg(feature = "deflate")]
 mod deflate;
 #[cfg(feature = "deflate")]

@@ -428,3 +428,98 @@ async fn a_duration_max_close_timeout_does_not_panic() {
     done_tx.send(()).unwrap();
     server.await.unwrap();
 }
+
+/// A transport whose peer sends pings without end and never reads: writes
+/// are pending for ever, each read brings one ping. Counts the bytes read.
+struct NeverReads {
+    read: usize,
+}
+
+impl tokio::io::AsyncRead for NeverReads {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let ping = [0x89, 0x80, 1, 2, 3, 4]; // a masked, empty ping
+        buf.put_slice(&ping);
+        self.read += ping.len();
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl tokio::io::AsyncWrite for NeverReads {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        _: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Pending
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Pending
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Pending
+    }
+}
+
+// Backpressure runs both ways (issue "hostile peers"): while more than the
+// high-water mark of output waits for a transport that takes nothing, the
+// stream reads nothing, so a peer that sends but never reads cannot make the
+// machine buffer without end; its pings meanwhile hold one pong (RFC 6455
+// §5.5.3).
+#[tokio::test]
+async fn the_stream_stops_reading_while_the_output_is_above_the_high_water_mark() {
+    let conn = wsmachine::Connection::open_server(Config::default());
+    let mut stream = ws::WebSocketStream::from_connection(conn, NeverReads { read: 0 });
+    for _ in 0..1000 {
+        assert!(matches!(stream.next().await, Some(Ok(Event::Ping(_)))));
+    }
+    assert_eq!(stream.get_ref().read, 6000);
+    assert_eq!(
+        stream.connection().buffered_amount(),
+        2,
+        "one pong queued, the newest waits"
+    );
+    stream
+        .connection_mut()
+        .send(vec![0u8; ws::DEFAULT_HIGH_WATER_MARK + 1])
+        .unwrap();
+    let read_before = stream.get_ref().read;
+    let polled = futures_util::FutureExt::now_or_never(stream.next());
+    assert!(polled.is_none(), "pending while the output waits: {polled:?}");
+    assert_eq!(
+        stream.get_ref().read,
+        read_before,
+        "nothing read while the output is above the mark"
+    );
+}
+
+// A deadline on every wait: `accept` on a client that sends nothing ends
+// after the handshake timeout (default 10 s) with a 408 to the client.
+#[tokio::test(start_paused = true)]
+async fn accept_gives_up_on_a_silent_client() {
+    let (server_io, mut client_io) = tokio::io::duplex(4096);
+    let started = tokio::time::Instant::now();
+    let accepted = tokio::spawn(ws::accept(server_io));
+    let result = accepted.await.unwrap();
+    assert!(
+        matches!(result, Err(Error::Failed(wsmachine::Failure::HandshakeTimeout))),
+        "{result:?}"
+    );
+    assert_eq!(started.elapsed(), Duration::from_secs(10));
+    let mut answer = Vec::new();
+    client_io.read_to_end(&mut answer).await.unwrap();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 408 "),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
+}

@@ -437,3 +437,17 @@ pub fn text(s: &str) -> Event {
 pub fn binary(b: &[u8]) -> Event {
     Event::Binary(wsmachine::Bytes::copy_from_slice(b))
 }
+
+/// RFC 6455 §5.5.3: the pongs `got` answer the pings whose pongs are
+/// `expected`: in order, some skipped (a pong waiting behind unwritten
+/// output is replaced by a newer one), the last ping always answered.
+pub fn assert_pongs_answer(got: &[Event], expected: &[Event]) {
+    let mut rest = expected.iter();
+    for pong in got {
+        assert!(
+            rest.any(|e| e == pong),
+            "pong {pong:?} out of order or unexpected: got {got:?}, pings answered {expected:?}"
+        );
+    }
+    assert_eq!(got.last(), expected.last(), "the last ping is answered: got {got:?}");
+}
