@@ -7,7 +7,8 @@
 //! asked, in the `Origin` header (RFC 6455 §4.1 item 8, RFC 6454 §7), and
 //! a page cannot forge or remove it. A server that serves browsers checks
 //! it before accepting, and answers a foreign origin with 403 (RFC 6455
-//! §4.2.2 item 4: "the server MAY ... reply with a 403").
+//! §4.2.2 item 4, /origin/: a server that does not wish to accept "MUST
+//! return an appropriate HTTP error code (e.g., a 403 Forbidden)").
 //!
 //! [`OriginPolicy`] holds the rule (same origin as the request's `Host`,
 //! an allow-list, or any), [`Origin`] a parsed origin, and
@@ -288,8 +289,8 @@ pub enum OriginError {
     Null,
     /// The `Origin` value is not one serialized origin (RFC 6454 §7.1).
     Malformed(InvalidOrigin),
-    /// More than one `Origin` header line (RFC 6454 §7.3: "MUST NOT
-    /// contain more than one Origin header field").
+    /// More than one `Origin` header line (RFC 6454 §7.3: a user agent
+    /// includes at most one Origin header field).
     Repeated,
     /// No `Origin` header, and the policy
     /// [requires one](OriginPolicy::require_origin).
