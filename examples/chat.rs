@@ -2,13 +2,22 @@
 //! page and the WebSocket on one port.
 //!
 //! ```text
-//! cargo run --example chat [ADDR]     # default 127.0.0.1:9999
+//! cargo run --example chat [ADDR] [ORIGIN...]    # default 127.0.0.1:9999
 //! ```
 //!
 //! Open http://127.0.0.1:9999 in several tabs. Each tab gets a name
 //! (`guest-1`, `guest-2`, …) announced to the others; the page shows the
 //! socket's `readyState` (CONNECTING, OPEN, CLOSING, CLOSED) and reconnects
 //! with backoff when the server goes away and comes back.
+//!
+//! Only the chat's own page may open a socket (RFC 6455 §10.2, cross-site
+//! WebSocket hijacking): an upgrade whose `Origin` is not the host and port
+//! it was sent to (`OriginPolicy::same_origin`) is answered 403 Forbidden,
+//! so a page on another site (or on `localhost` when the chat was opened
+//! as `127.0.0.1`) cannot join with the user's browser. Clients that send
+//! no `Origin` (not browsers) are let in. Each `ORIGIN` argument
+//! (`https://chat.example`) is allowed too: for a page served elsewhere, or
+//! behind a TLS proxy that rewrites `Host`.
 //!
 //! The server is a small event loop over [`blocking::WebSocket`] with
 //! non-blocking `TcpStream`s: accept what is waiting, `read()` each
@@ -29,7 +38,7 @@ use std::io::ErrorKind;
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 use wsmachine::blocking::{self, WebSocket};
-use wsmachine::{Accept, CloseCode, Config, Connection, Event, HttpResponse, ReadyState};
+use wsmachine::{Accept, CloseCode, Config, Connection, Event, HttpResponse, Origin, OriginPolicy, ReadyState};
 
 /// Longest chat line relayed, in characters; longer ones are cut.
 const MAX_LINE_CHARS: usize = 2000;
@@ -176,6 +185,8 @@ struct Room {
     /// Numbers the guests.
     joined: u64,
     config: Config,
+    /// Which pages may open a socket.
+    origins: OriginPolicy,
 }
 
 /// Which chatting tabs a message goes to (by connection id).
@@ -196,8 +207,9 @@ impl To {
 }
 
 impl Room {
-    fn new() -> Self {
+    fn new(origins: OriginPolicy) -> Self {
         Room {
+            origins,
             clients: Vec::new(),
             accepted: 0,
             joined: 0,
@@ -281,10 +293,19 @@ impl Room {
 
     fn handle(&mut self, i: usize, event: Event, out: &mut Vec<(To, String)>) {
         match event {
-            // A WebSocket upgrade: any path will do.
+            // A WebSocket upgrade from an allowed page (any path will do); 403 otherwise.
             Event::Request(request) => {
-                if let Err(e) = self.clients[i].ws.connection_mut().accept(request, Accept::new()) {
-                    eprintln!("accept: {e}");
+                let conn = self.clients[i].ws.connection_mut();
+                let result = match self.origins.check(&request) {
+                    Ok(()) => conn.accept(request, Accept::new()),
+                    Err(refused) => {
+                        let origin = request.origin().unwrap_or("(none)");
+                        println!("refused an upgrade from Origin {origin}: 403, {refused}");
+                        conn.reject(request, refused.response())
+                    }
+                };
+                if let Err(e) = result {
+                    eprintln!("decision: {e}");
                 }
             }
             // Plain HTTP: the page, or 404.
@@ -368,7 +389,18 @@ impl Room {
 }
 
 fn main() {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9999".to_string());
+    let mut args = std::env::args().skip(1);
+    let addr = args.next().unwrap_or_else(|| "127.0.0.1:9999".to_string());
+    let mut origins = OriginPolicy::same_origin();
+    for arg in args {
+        match Origin::parse(&arg) {
+            Ok(origin) => origins = origins.allow(origin),
+            Err(e) => {
+                eprintln!("{arg:?} is not an origin (scheme://host[:port]): {e}");
+                std::process::exit(2);
+            }
+        }
+    }
     let listener = match TcpListener::bind(&addr).and_then(|l| l.set_nonblocking(true).map(|()| l)) {
         Ok(l) => l,
         Err(e) => {
@@ -377,7 +409,7 @@ fn main() {
         }
     };
     println!("chat on http://{addr} (WebSocket on ws://{addr}/chat)");
-    let mut room = Room::new();
+    let mut room = Room::new(origins);
     loop {
         let mut busy = room.accept_new(&listener);
         let mut out = Vec::new();

@@ -9,10 +9,16 @@
 //!
 //! permessage-deflate (RFC 7692) is accepted when the client offers it
 //! (every browser does); replies of 128 bytes or more go out compressed.
+//!
+//! Upgrades are accepted from the server's own page only (RFC 6455 §10.2:
+//! `OriginPolicy::same_origin`, a foreign `Origin` gets 403), and from
+//! clients that send no `Origin` at all, such as the Autobahn Testsuite's
+//! `wstest` (`scripts/autobahn.sh`) and `cargo run --example client`.
 
 use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
 use wsmachine::blocking::{self, Decision};
-use wsmachine::{Accept, Config, Event, HttpResponse, Message};
+use wsmachine::{Accept, Config, Event, HttpResponse, Message, OriginPolicy};
 
 const PAGE: &str = r#"<!doctype html>
 <html><head><meta charset="utf-8"><title>wsmachine echo</title></head>
@@ -38,18 +44,22 @@ document.getElementById('f').onsubmit = (e) => {
 </body></html>
 "#;
 
-fn serve(stream: TcpStream) -> Result<(), blocking::Error> {
+fn serve(stream: TcpStream, origins: &OriginPolicy) -> Result<(), blocking::Error> {
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     // A frame's header and a large payload are written separately: without
     // this, Nagle's algorithm holds the payload back for the peer's delayed ACK.
     let _ = stream.set_nodelay(true);
-    // Upgrade requests are accepted; a plain `GET /` gets the page.
+    // Upgrade requests from an allowed origin are accepted; a plain `GET /` gets the page.
     let mut ws = match blocking::accept_with(stream, Config::default(), |req| {
         if req.is_upgrade() {
             let accept = Accept::new();
             #[cfg(feature = "deflate")]
             let accept = accept.deflate(wsmachine::deflate::DeflateConfig::default());
-            Decision::Accept(accept)
+            let decision = Decision::accept_if_allowed(origins, req, accept);
+            if matches!(decision, Decision::Respond(_)) {
+                eprintln!("{peer}: refused Origin {} (403)", req.origin().unwrap_or("(none)"));
+            }
+            decision
         } else if req.path == "/" || req.path.starts_with("/?") {
             Decision::Respond(
                 HttpResponse::new(200)
@@ -88,9 +98,11 @@ fn main() {
         }
     };
     println!("echo server on http://{addr} (WebSocket on ws://{addr}/)");
+    let origins = Arc::new(OriginPolicy::same_origin());
     for stream in listener.incoming().flatten() {
+        let origins = Arc::clone(&origins);
         std::thread::spawn(move || {
-            if let Err(e) = serve(stream) {
+            if let Err(e) = serve(stream, &origins) {
                 eprintln!("{e}");
             }
         });

@@ -9,15 +9,26 @@
 # server is stopped (both tabs show CLOSED) and started again (both reconnect
 # on their own and chat again).
 #
+# Cross-site WebSocket hijacking (RFC 6455 §10.2): a page served from another
+# origin (scripts/browser/foreign_origin.html on another loopback port) opens
+# `new WebSocket("ws://127.0.0.1:<chat port>/chat")`; the chat must answer 403
+# (the socket closes with 1006 without opening, the chat's log names the
+# origin, the browser console shows the 403) and nobody joins. After the restart
+# the chat allows that origin explicitly (an ORIGIN argument) and the same page
+# opens: the refusal was the Origin check, not the page.
+#
 # Environment (all optional):
 #   BROWSER_TEST_PORT     port for the chat server (default: a free one)
+#   CARGO_TARGET_DIR      where cargo builds the chat example (default target/)
 #   BROWSER_TEST_TIMEOUT  seconds bound for the browser run (default 180)
 #   CHROMIUM              the browser (default /usr/bin/chromium, installed
 #                         with apt-get when missing)
 #
 # Output: ci-output/chat.png and ci-output/chat-b.png (the two tabs at the
-# end), ci-output/chat-closed.png (a tab while the server is down);
-# chat-failure-{a,b}.png on a failure; logs in target/browser-test/.
+# end), ci-output/chat-closed.png (a tab while the server is down),
+# ci-output/chat-foreign-refused.png and chat-foreign-allowed.png (the page on
+# another origin, refused, then allowed); chat-failure-{a,b,c}.png on a
+# failure; logs in target/browser-test/.
 # Installs what it needs (chromium, fonts, Node.js when missing; playwright-core
 # into target/browser-test/). If an install cannot reach its package source,
 # prints "BROWSER TEST NOT RUN: <why>" and exits 0. Any failure of the test
@@ -29,7 +40,10 @@ WORK="$ROOT/target/browser-test"
 OUT="$ROOT/ci-output"
 CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 TEST_TIMEOUT="${BROWSER_TEST_TIMEOUT:-180}"
-CHAT_BIN="$ROOT/target/debug/examples/chat"
+# cargo builds where CARGO_TARGET_DIR says (relative to the directory it runs in, $ROOT).
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+[[ "$TARGET_DIR" == /* ]] || TARGET_DIR="$ROOT/$TARGET_DIR"
+CHAT_BIN="$TARGET_DIR/debug/examples/chat"
 export DEBIAN_FRONTEND=noninteractive
 export npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
 
@@ -130,7 +144,8 @@ install_node() {
 }
 
 install_playwright() {
-  cp "$ROOT/scripts/browser/package.json" "$ROOT/scripts/browser/chat_test.mjs" "$WORK/"
+  cp "$ROOT/scripts/browser/package.json" "$ROOT/scripts/browser/chat_test.mjs" \
+    "$ROOT/scripts/browser/foreign_origin.html" "$WORK/"
   local want have=""
   want="$(node -p 'require(process.argv[1]).dependencies["playwright-core"]' "$WORK/package.json")"
   if [[ -f "$WORK/node_modules/playwright-core/package.json" ]]; then
@@ -151,7 +166,7 @@ free_port() {
 # --- main --------------------------------------------------------------------
 mkdir -p "$WORK" "$OUT"
 rm -rf "$WORK"/profile-* "$WORK/chat-server.log" "$WORK/server.pids"
-rm -f "$OUT"/chat.png "$OUT"/chat-b.png "$OUT"/chat-closed.png "$OUT"/chat-failure-*.png
+rm -f "$OUT"/chat.png "$OUT"/chat-b.png "$OUT"/chat-closed.png "$OUT"/chat-failure-*.png "$OUT"/chat-foreign-*.png
 
 install_chromium
 install_node
@@ -180,4 +195,4 @@ if [[ $rc -ne 0 ]]; then
   exit 1
 fi
 [[ -s "$OUT/chat.png" ]] || die "the test passed but wrote no screenshot $OUT/chat.png"
-echo "browser-test: PASSED; screenshots: $OUT/chat.png $OUT/chat-b.png $OUT/chat-closed.png"
+echo "browser-test: PASSED; screenshots: $OUT/chat.png $OUT/chat-b.png $OUT/chat-closed.png $OUT/chat-foreign-refused.png $OUT/chat-foreign-allowed.png"

@@ -111,6 +111,32 @@ pub enum Decision {
     Respond(HttpResponse),
 }
 
+impl Decision {
+    /// `Accept(accept)` if `policy` allows the request's `Origin`, else
+    /// `Respond` with the 403 of [`OriginError::response`](crate::OriginError::response)
+    /// (the cross-site WebSocket hijacking defence of RFC 6455 §10.2). A
+    /// decide callback's one line for upgrades:
+    ///
+    /// ```no_run
+    /// use wsmachine::blocking::{self, Decision};
+    /// use wsmachine::{Accept, Config, OriginPolicy};
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:9999")?;
+    /// let (tcp, _) = listener.accept()?;
+    /// let policy = OriginPolicy::same_origin();
+    /// let ws = blocking::accept_with(tcp, Config::default(), |request| {
+    ///     Decision::accept_if_allowed(&policy, request, Accept::new())
+    /// })?;
+    /// # let _ = ws;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn accept_if_allowed(policy: &crate::OriginPolicy, request: &Request, accept: Accept) -> Decision {
+        match policy.check(request) {
+            Ok(()) => Decision::Accept(accept),
+            Err(refused) => Decision::Respond(refused.response()),
+        }
+    }
+}
+
 /// Carries the application's decision on a surfaced request (`event`) to
 /// the machine. Returns the event back when it is not a request. A decision
 /// the machine refuses (an invalid `Accept` or response) is answered 500,

@@ -47,7 +47,7 @@
 //! |---|---|---|
 //! | 1 | `types`, `time` | leaf facts: [`Role`], [`ReadyState`], [`DataKind`], [`Instant`] |
 //! | 2 | `wire` | bytes only: frame headers, masking, UTF-8, close payloads ([`CloseCode`], [`Utf8Bytes`]); exposed for fuzzers and benches as `internal` (not covered by semver) |
-//! | 3 | [`handshake`] | the HTTP/1.1 upgrade in both roles: requests, responses, headers, the `Sec-WebSocket-Extensions` grammar |
+//! | 3 | [`handshake`] | the HTTP/1.1 upgrade in both roles: requests, responses, headers, the `Sec-WebSocket-Extensions` grammar, the server's `Origin` check ([`OriginPolicy`], RFC 6455 §10.2) |
 //! | 4 | `extension`, [`deflate`] | the extension interface and permessage-deflate, its one implementation |
 //! | 4 | `error` | [`Failure`] (the peer's), [`Error`] and [`Misuse`] (the application's), close codes of protocol errors |
 //! | 5 | `upgrade` | what the application asks for and accepts: [`ClientRequest`], [`Accept`], [`Upgrade`] for handshakes done elsewhere |
@@ -109,7 +109,9 @@ pub use event::{
 };
 #[cfg(feature = "deflate")]
 pub use extension::deflate;
-pub use handshake::{HandshakeError, HttpResponse, Request, Response};
+pub use handshake::{
+    HandshakeError, HttpResponse, InvalidOrigin, Origin, OriginError, OriginPolicy, Request, Response,
+};
 pub use time::Instant;
 pub use types::{DataKind, ReadyState, Role};
 pub use upgrade::{Accept, ClientRequest, Upgrade, UpgradeError};

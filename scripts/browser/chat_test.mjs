@@ -10,10 +10,13 @@
 //
 // It starts the server itself (it restarts it mid-test), writes each server pid to
 // WORK_DIR/server.pids for the calling script's trap, and exits non-zero on any failure.
+// It also serves foreign_origin.html (next to this file) from another loopback port: a page
+// of another origin that tries to open a socket to the chat (RFC 6455 §10.2).
 
 import { chromium } from 'playwright-core';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 
@@ -45,9 +48,10 @@ function portOpen() {
   });
 }
 
-async function startServer() {
+// `allowed`: origins the chat allows besides its own (its ORIGIN arguments).
+async function startServer(allowed = []) {
   const fd = fs.openSync(serverLog, 'a');
-  const child = spawn(CHAT_BIN, [`127.0.0.1:${PORT}`], { stdio: ['ignore', fd, fd] });
+  const child = spawn(CHAT_BIN, [`127.0.0.1:${PORT}`, ...allowed], { stdio: ['ignore', fd, fd] });
   fs.closeSync(fd);
   fs.appendFileSync(pidFile, `${child.pid}\n`);
   child.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
@@ -58,7 +62,7 @@ async function startServer() {
       throw new Error(`chat server exited at start (see ${serverLog})`);
     }
     if (await portOpen()) {
-      log(`server up (pid ${child.pid}) on ${URL}`);
+      log(`server up (pid ${child.pid}) on ${URL}${allowed.length ? `, also allowing ${allowed.join(' ')}` : ''}`);
       return;
     }
     await new Promise((r) => setTimeout(r, 50));
@@ -76,6 +80,53 @@ async function stopServer() {
   clearTimeout(timer);
   log(`server stopped (pid ${child.pid})`);
 }
+
+// ---- the page on another origin ------------------------------------------------------------
+const FOREIGN_PAGE = fs.readFileSync(new globalThis.URL('./foreign_origin.html', import.meta.url));
+let foreignServer = null;
+
+// Serves the page on a free port of 127.0.0.1: another origin than the chat's (another port).
+async function startForeign() {
+  foreignServer = http.createServer((req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
+    res.end(FOREIGN_PAGE);
+  });
+  await new Promise((resolve, reject) => {
+    foreignServer.once('error', reject);
+    foreignServer.listen(0, '127.0.0.1', resolve);
+  });
+  const origin = `http://127.0.0.1:${foreignServer.address().port}`;
+  log(`page of another origin on ${origin}/`);
+  return origin;
+}
+
+// Waits for the foreign page's verdict: { opened, errored, code }.
+async function foreignResult(page, timeout = 10_000) {
+  try {
+    const handle = await page.waitForFunction(() => window.__result, null, { timeout });
+    return await handle.jsonValue();
+  } catch (e) {
+    const text = await page.evaluate(() => document.getElementById('out')?.textContent).catch(() => '');
+    throw new Error(`${page.label}: no verdict within ${timeout} ms; page says: ${JSON.stringify(text)}`);
+  }
+}
+
+// Waits until the chat server's log has a line containing `text`.
+async function waitServerLog(text, timeout = 5_000) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const lines = fs.readFileSync(serverLog, 'utf8').split('\n');
+    const hit = lines.find((l) => l.includes(text));
+    if (hit) return hit;
+    if (Date.now() > deadline) {
+      throw new Error(`the chat's log has no line with ${JSON.stringify(text)}; last lines: ${JSON.stringify(lines.slice(-5))}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const joinedLines = (page) =>
+  page.evaluate(() => [...document.querySelectorAll('#log li')].filter((li) => / joined$/.test(li.textContent)).length);
 
 process.on('exit', () => {
   if (server && server.exitCode === null && server.signalCode === null) server.kill('SIGKILL');
@@ -133,11 +184,14 @@ async function say(page, text) {
 
 // ---- the test ---------------------------------------------------------------------------------
 let context = null;
-let pages = [];
+let pages = []; // the chat's tabs
+let allPages = []; // and the page on another origin
 let failed = false;
 try {
   fs.writeFileSync(pidFile, '');
-  await step('start the chat server', startServer);
+  await step('start the chat server', () => startServer());
+  const FOREIGN = await step('serve a page on another origin', startForeign);
+  const FOREIGN_URL = `${FOREIGN}/?ws=${encodeURIComponent(`ws://127.0.0.1:${PORT}/chat`)}`;
 
   const profile = fs.mkdtempSync(path.join(WORK_DIR, 'profile-'));
   context = await step('launch Chromium', () =>
@@ -161,15 +215,20 @@ try {
   context.setDefaultTimeout(10_000);
   const a = context.pages()[0] || (await context.newPage());
   const b = await context.newPage();
+  const c = await context.newPage();
   a.label = 'page A';
   b.label = 'page B';
+  c.label = 'page C (another origin)';
   pages = [a, b];
-  for (const p of pages) {
+  allPages = [a, b, c];
+  for (const p of allPages) {
+    p.consoleLines = [];
     p.on('pageerror', (e) => {
       failed = true;
       log(`${p.label}: uncaught page error: ${e.message}`);
     });
     p.on('console', (m) => {
+      p.consoleLines.push(m.text());
       if (m.type() === 'error') log(`${p.label} console: ${m.text()}`);
     });
   }
@@ -209,6 +268,26 @@ try {
     await waitLine(a, `${nameB}: hi ${nameA}, ${nameB} here`);
   });
 
+  // RFC 6455 §10.2: a page of another origin must not get a socket to the chat.
+  await step(`a page on ${FOREIGN} is refused: 403, the socket never opens`, async () => {
+    const joinedBefore = await joinedLines(a);
+    await c.goto(FOREIGN_URL, { waitUntil: 'load', timeout: 10_000 });
+    const result = await foreignResult(c);
+    log(`${c.label}: ${JSON.stringify(result)}`);
+    if (result.opened || result.code !== 1006) {
+      throw new Error(`the socket from ${FOREIGN} was not refused: ${JSON.stringify(result)}`);
+    }
+    const line = await waitServerLog(`refused an upgrade from Origin ${FOREIGN}: 403`);
+    log(`chat log: ${line}`);
+    const console403 = c.consoleLines.find((l) => l.includes('403'));
+    if (!console403) throw new Error(`no 403 in ${c.label}'s console: ${JSON.stringify(c.consoleLines)}`);
+    log(`${c.label} console: ${console403}`);
+    await c.screenshot({ path: path.join(OUT_DIR, 'chat-foreign-refused.png') });
+    await new Promise((r) => setTimeout(r, 300));
+    const joinedAfter = await joinedLines(a);
+    if (joinedAfter !== joinedBefore) throw new Error(`page A saw ${joinedAfter - joinedBefore} join(s) from the refused page`);
+  });
+
   const nameB2 = await step('page B leaves (CLOSED, A sees it) and joins again (OPEN)', async () => {
     await b.locator('#toggle').click();
     await waitState(b, 'CLOSED');
@@ -229,8 +308,8 @@ try {
   });
   // Let the pages fail a reconnect or two (backoff) before the server comes back.
   await new Promise((r) => setTimeout(r, 1_500));
-  await step('server restarts: both pages reconnect on their own (OPEN)', async () => {
-    await startServer();
+  await step(`server restarts allowing ${FOREIGN}: both pages reconnect on their own (OPEN)`, async () => {
+    await startServer([FOREIGN]);
     await Promise.all(pages.map((p) => waitState(p, 'OPEN', 30_000)));
   });
   const [nameA3, nameB3] = await Promise.all([nameOf(a), nameOf(b)]);
@@ -241,16 +320,31 @@ try {
     await waitLine(a, `${nameB3}: welcome back`);
   });
 
+  // The refusal above was the Origin check: allowed by name, the same page opens.
+  await step(`the page on ${FOREIGN}, now allowed, opens and joins`, async () => {
+    c.consoleLines = [];
+    await c.goto(FOREIGN_URL, { waitUntil: 'load', timeout: 10_000 });
+    const result = await foreignResult(c);
+    log(`${c.label}: ${JSON.stringify(result)}`);
+    if (!result.opened) throw new Error(`the allowed origin ${FOREIGN} was refused: ${JSON.stringify(result)}`);
+    await c.waitForFunction(() => document.getElementById('out').textContent.includes('"type":"welcome"'), null, {
+      timeout: 10_000,
+    });
+    await c.screenshot({ path: path.join(OUT_DIR, 'chat-foreign-allowed.png') });
+    await c.close();
+  });
+
   if (failed) throw new Error('a page threw an uncaught error');
   await a.screenshot({ path: path.join(OUT_DIR, 'chat.png') });
   await b.screenshot({ path: path.join(OUT_DIR, 'chat-b.png') });
-  log(`screenshots: ${['chat.png', 'chat-b.png', 'chat-closed.png'].map((f) => path.join(OUT_DIR, f)).join(', ')}`);
+  const shots = ['chat.png', 'chat-b.png', 'chat-closed.png', 'chat-foreign-refused.png', 'chat-foreign-allowed.png'];
+  log(`screenshots: ${shots.map((f) => path.join(OUT_DIR, f)).join(', ')}`);
 } catch (e) {
   failed = true;
   console.error(e.stack || String(e));
-  for (const [i, p] of pages.entries()) {
+  for (const [i, p] of allPages.entries()) {
     try {
-      const file = path.join(OUT_DIR, `chat-failure-${i === 0 ? 'a' : 'b'}.png`);
+      const file = path.join(OUT_DIR, `chat-failure-${'abc'[i]}.png`);
       await p.screenshot({ path: file, timeout: 5_000 });
       console.error(`${p.label}: state ${await stateOf(p)}; screenshot ${file}`);
       const lines = await p.evaluate(() => [...document.querySelectorAll('#log li')].map((li) => li.textContent));
@@ -262,6 +356,7 @@ try {
 } finally {
   if (context) await context.close().catch(() => {});
   await stopServer().catch(() => {});
+  if (foreignServer) await new Promise((r) => foreignServer.close(r));
 }
 
 if (failed) {

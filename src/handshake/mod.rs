@@ -3,7 +3,8 @@
 //!
 //! [`client`] writes requests and checks responses; [`server`] parses
 //! requests and writes responses; [`extensions`] holds the
-//! `Sec-WebSocket-Extensions` grammar every extension negotiates with. Both
+//! `Sec-WebSocket-Extensions` grammar every extension negotiates with;
+//! [`origin`] the server's `Origin` check (RFC 6455 §10.2). Both
 //! roles parse with `httparse` (no allocation while parsing, headers bounded
 //! by an array) and share the helpers here: the accept key, token lists, and
 //! the head-size limit. What the application asks for (the client's
@@ -13,6 +14,7 @@
 
 pub mod client;
 pub mod extensions;
+pub mod origin;
 pub mod server;
 
 use alloc::string::String;
@@ -23,6 +25,7 @@ use core::fmt;
 
 pub use client::{Response, UrlError};
 pub use extensions::{ExtensionElement, parse_extensions};
+pub use origin::{InvalidOrigin, Origin, OriginError, OriginPolicy};
 pub use server::{HttpResponse, Request, accept_key_for};
 
 /// The GUID appended to the key before hashing (RFC 6455 §1.3).

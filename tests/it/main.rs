@@ -34,6 +34,7 @@ mod handshake;
 mod hyper_upgrade;
 mod limits;
 mod messages;
+mod origin;
 mod properties;
 #[cfg(feature = "tokio")]
 mod tokio_adapter;
