@@ -20,6 +20,8 @@
 //! - `--url URL`: the server (default `ws://127.0.0.1:9001/`);
 //! - `--spawn PATH`: start the server at `PATH` with the URL's `host:port`
 //!   as its argument, wait for its `listening on` line, stop it at the end;
+//! - `--server-arg ARG`: one more argument for the spawned server (repeat
+//!   for more), for example `--server-arg --retain`;
 //! - `--server-pid PID`: a server already running (for its memory);
 //! - `--concurrency N`: connections being set up at a time (default 500);
 //! - `--size BYTES`: the message size (default 32);
@@ -44,13 +46,14 @@ type Ws = WebSocketStream<TcpStream>;
 /// Open files besides the connections (stdio, the runtime's epoll and eventfd, slack).
 const SPARE_FILES: libc::rlim_t = 64;
 
-const USAGE: &str = "usage: load [-n N] [--url ws://HOST:PORT/] [--spawn PATH | --server-pid PID] \
+const USAGE: &str = "usage: load [-n N] [--url ws://HOST:PORT/] [--spawn PATH [--server-arg ARG]... | --server-pid PID] \
                      [--concurrency N] [--size BYTES] [--timeout SECS] [--hold SECS]";
 
 struct Options {
     connections: usize,
     url: String,
     spawn: Option<String>,
+    server_args: Vec<String>,
     server_pid: Option<u32>,
     concurrency: usize,
     size: usize,
@@ -64,6 +67,7 @@ impl Options {
             connections: 10_000,
             url: "ws://127.0.0.1:9001/".into(),
             spawn: None,
+            server_args: Vec::new(),
             server_pid: None,
             concurrency: 500,
             size: 32,
@@ -82,11 +86,12 @@ impl Options {
             if flag == "-h" || flag == "--help" {
                 return Err(String::new());
             }
-            const FLAGS: [&str; 9] = [
+            const FLAGS: [&str; 10] = [
                 "-n",
                 "--connections",
                 "--url",
                 "--spawn",
+                "--server-arg",
                 "--server-pid",
                 "--concurrency",
                 "--size",
@@ -104,6 +109,7 @@ impl Options {
                 "-n" | "--connections" => opts.connections = number(&flag, &value)?,
                 "--url" => opts.url = value,
                 "--spawn" => opts.spawn = Some(value),
+                "--server-arg" => opts.server_args.push(value),
                 "--server-pid" => opts.server_pid = Some(number(&flag, &value)?),
                 "--concurrency" => opts.concurrency = number(&flag, &value)?,
                 "--size" => opts.size = number(&flag, &value)?,
@@ -195,9 +201,10 @@ impl Drop for Server {
 }
 
 /// Starts `path ADDR` and waits for its `listening on` line.
-fn spawn_server(path: &str, addr: &str) -> Result<Server, String> {
+fn spawn_server(path: &str, addr: &str, args: &[String]) -> Result<Server, String> {
     let child = Command::new(path)
         .arg(addr)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
@@ -475,9 +482,16 @@ async fn run(opts: &Options, server_pid: Option<u32>) -> bool {
                 mib(peak),
                 server_hwm.map_or("-".into(), mib)
             );
+            if held_connected > 0 {
+                println!(
+                    "server RSS per connection, open and idle: {:.1} KiB  ((open - before) / {held_connected})",
+                    connected.saturating_sub(base) as f64 / held_connected as f64
+                );
+            }
             if held > 0 {
                 println!(
-                    "server RSS per connection: {:.1} KiB  ((peak - before) / {held} connections held)",
+                    "server RSS per connection: {:.1} KiB  ((peak - before) / {held} connections held, each \
+                     idle again after its echo)",
                     peak.saturating_sub(base) as f64 / held as f64
                 );
             }
@@ -546,7 +560,7 @@ fn main() -> ExitCode {
     let server = match &opts.spawn {
         Some(path) => {
             let addr = format!("{}:{}", request.host(), request.port());
-            match spawn_server(path, &addr) {
+            match spawn_server(path, &addr, &opts.server_args) {
                 Ok(server) => Some(server),
                 Err(message) => {
                     eprintln!("load: {message}");

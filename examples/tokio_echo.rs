@@ -9,9 +9,13 @@
 //! for that line). It raises its soft open-file limit to the hard limit so
 //! it can hold as many connections as the system allows, and listens with a
 //! backlog of 1024. No `Config` is set: every limit is the crate's default.
+//!
+//! With `--retain` it also keeps every message it received (a chat history),
+//! to measure what kept messages hold.
 
 use futures_util::{SinkExt, StreamExt};
 use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use wsmachine::tokio::Error;
@@ -37,14 +41,22 @@ fn raise_open_file_limit() -> std::io::Result<libc::rlim_t> {
     Ok(limit.rlim_cur)
 }
 
-async fn echo(tcp: TcpStream) -> Result<(), Error> {
+/// Every message received, with `--retain`.
+type History = Option<Arc<Mutex<Vec<Message>>>>;
+
+async fn echo(tcp: TcpStream, history: History) -> Result<(), Error> {
     let mut ws = wsmachine::tokio::accept(tcp).await?;
     while let Some(event) = ws.next().await {
-        match event? {
-            Event::Text(text) => ws.send(Message::Text(text)).await?,
-            Event::Binary(data) => ws.send(Message::Binary(data)).await?,
-            _ => {}
+        let message = match event? {
+            Event::Text(text) => Message::Text(text),
+            Event::Binary(data) => Message::Binary(data),
+            _ => continue,
+        };
+        if let Some(history) = &history {
+            // A clone of a message shares its bytes.
+            history.lock().unwrap_or_else(|e| e.into_inner()).push(message.clone());
         }
+        ws.send(message).await?;
     }
     Ok(())
 }
@@ -69,7 +81,14 @@ async fn listen(addr: &str) -> std::io::Result<TcpListener> {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9001".into());
+    let mut addr = "127.0.0.1:9001".to_string();
+    let mut history: History = None;
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--retain" => history = Some(Arc::default()),
+            _ => addr = arg,
+        }
+    }
     match raise_open_file_limit() {
         Ok(limit) => eprintln!("tokio_echo: open-file limit {limit}"),
         Err(e) => eprintln!("tokio_echo: could not raise the open-file limit: {e}"),
@@ -88,8 +107,9 @@ async fn main() -> std::io::Result<()> {
             }
         };
         let _ = tcp.set_nodelay(true);
+        let history = history.clone();
         tokio::spawn(async move {
-            if let Err(e) = echo(tcp).await {
+            if let Err(e) = echo(tcp, history).await {
                 eprintln!("tokio_echo: connection: {e}");
             }
         });

@@ -173,6 +173,17 @@ impl<S: Transport> WebSocket<S> {
         self.high_water
     }
 
+    /// When the machine's next deadline is due, on the clock of
+    /// `std::time::Instant` (`None`: no deadline, or one too far to
+    /// represent). A loop over many non-blocking sockets waits in
+    /// `poll`/`epoll` at most until the earliest of these, then calls
+    /// [`WebSocket::read`] on the connections that are ready or due.
+    pub fn deadline(&self) -> Option<StdInstant> {
+        self.conn
+            .poll_timeout()
+            .and_then(|d| self.epoch.checked_add(d.since_epoch()))
+    }
+
     /// Sets [`WebSocket::high_water_mark`].
     pub fn set_high_water_mark(&mut self, bytes: usize) {
         self.high_water = bytes;
