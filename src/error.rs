@@ -215,14 +215,30 @@ pub enum Misuse {
     SubprotocolNotOffered(String),
     /// A subprotocol name that is not an HTTP token (RFC 6455 §4.1).
     InvalidSubprotocol(String),
-    /// A header name that is not a token, or a value with CR, LF or NUL.
+    /// A header name that is not a token (RFC 9110 §5.1), or a value that
+    /// is not a field value (RFC 9110 §5.5: no control characters such as
+    /// CR or LF, no leading or trailing whitespace).
     InvalidHeader {
         /// The header's name.
         name: String,
     },
-    /// An HTTP status that is not a three-digit code, or 101 outside
-    /// `accept`.
+    /// A header the crate writes itself: framing (`Content-Length`,
+    /// `Transfer-Encoding`), `Connection`, and the handshake's own
+    /// (`Host`, `Upgrade`, `Sec-WebSocket-*`), which come from the
+    /// negotiation.
+    ReservedHeader {
+        /// The header's name.
+        name: String,
+    },
+    /// An HTTP status outside 200–599 for a response the crate sends
+    /// before closing: a 1xx is interim (RFC 9110 §15.2), and 101 is
+    /// `accept`'s.
     InvalidStatus(u16),
+    /// A body on a response whose status has none (204, 304: RFC 9110 §6.4.1).
+    BodyNotAllowed {
+        /// The status.
+        status: u16,
+    },
     /// A request path that does not start with `/` or has spaces or line
     /// breaks.
     InvalidPath,
@@ -254,9 +270,13 @@ impl fmt::Display for Misuse {
             Misuse::InvalidSubprotocol(p) => write!(f, "subprotocol {p:?} is not an HTTP token"),
             Misuse::InvalidHeader { name } => write!(
                 f,
-                "header {name:?}: names must be tokens and values must not contain CR, LF or NUL"
+                "header {name:?}: names must be tokens and values field values, without control characters (RFC 9110 §5.5)"
             ),
-            Misuse::InvalidStatus(s) => write!(f, "status {s}: a three-digit code other than 101 (use accept)"),
+            Misuse::ReservedHeader { name } => {
+                write!(f, "header {name:?} is written by the crate, not the application")
+            }
+            Misuse::InvalidStatus(s) => write!(f, "status {s}: a final status 200-599 (101 through accept)"),
+            Misuse::BodyNotAllowed { status } => write!(f, "a {status} response has no body (RFC 9110 §6.4.1)"),
             Misuse::InvalidPath => {
                 f.write_str("the request path must start with '/' and contain no spaces or line breaks")
             }
@@ -273,6 +293,8 @@ impl From<InvalidHead> for Misuse {
         match e {
             InvalidHead::Status(s) => Misuse::InvalidStatus(s),
             InvalidHead::Header(name) => Misuse::InvalidHeader { name },
+            InvalidHead::Reserved(name) => Misuse::ReservedHeader { name },
+            InvalidHead::Body(status) => Misuse::BodyNotAllowed { status },
         }
     }
 }

@@ -10,8 +10,8 @@
 use crate::error::Misuse;
 use crate::extension::{Extension, Offers};
 use crate::handshake::client::{RequestHead, Target, encode_request, parse_url};
-use crate::handshake::server::{check_headers, encode_switching, list_of};
-use crate::handshake::{HandshakeError, Headers, UrlError, accept_key_for, is_header_value, is_token};
+use crate::handshake::server::{check_headers, check_reserved, encode_switching, list_of};
+use crate::handshake::{HandshakeError, Headers, HttpResponse, UrlError, accept_key_for, is_header_value, is_token};
 use alloc::boxed::Box;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -195,9 +195,38 @@ impl Accept {
     }
 
     /// Adds a header line to the 101 response (for example `Set-Cookie`).
+    /// The ones the handshake writes (`Upgrade`, `Connection`, any
+    /// `Sec-WebSocket-*`) and framing (`Content-Length`,
+    /// `Transfer-Encoding`, never on a 1xx: RFC 9110 §8.6, RFC 9112 §6.1)
+    /// are refused, when accepting or by [`check`](Accept::check).
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_string(), value.to_string()));
         self
+    }
+
+    /// Checks what can be checked without the request (the header lines,
+    /// the subprotocol's form, the extension settings), as
+    /// [`Connection::accept`](crate::Connection::accept) does, so that a
+    /// mistake shows where the answer is built.
+    ///
+    /// ```
+    /// use wsmachine::{Accept, Misuse};
+    /// assert!(Accept::new().header("Set-Cookie", "a=1").check().is_ok());
+    /// assert_eq!(
+    ///     Accept::new().header("Sec-WebSocket-Accept", "x").check(),
+    ///     Err(Misuse::ReservedHeader { name: "Sec-WebSocket-Accept".into() })
+    /// );
+    /// ```
+    pub fn check(&self) -> Result<(), Misuse> {
+        check_headers(&self.headers)?;
+        // RFC 6455 §4.2.2: the 101's own fields come from the negotiation.
+        const OWNED: &[&str] = &["upgrade", "connection", "content-length", "transfer-encoding"];
+        check_reserved(&self.headers, OWNED, true)?;
+        if let Some(p) = self.protocol.as_ref().filter(|p| !is_token(p)) {
+            return Err(Misuse::InvalidSubprotocol(p.clone()));
+        }
+        self.extensions.validate()?;
+        Ok(())
     }
 
     /// Accepts permessage-deflate (RFC 7692) if the client offered it: the
@@ -222,8 +251,7 @@ impl Accept {
     /// Checks this answer against the request (its offered subprotocols and
     /// extensions) and negotiates the extensions.
     pub(crate) fn agree(self, request: &Headers, offered_protocols: &[String]) -> Result<Negotiated, Misuse> {
-        check_headers(&self.headers)?;
-        self.extensions.validate()?;
+        self.check()?;
         if let Some(p) = &self.protocol {
             if !offered_protocols.iter().any(|o| o == p) {
                 return Err(Misuse::SubprotocolNotOffered(p.clone()));
@@ -239,6 +267,25 @@ impl Accept {
             answer,
             headers: self.headers,
         })
+    }
+}
+
+impl HttpResponse {
+    /// Checks the response as [`Connection::reject`](crate::Connection::reject)
+    /// and [`respond`](crate::Connection::respond) do (the rules are on
+    /// [`HttpResponse`]), so that a mistake shows where the response is built.
+    ///
+    /// ```
+    /// use wsmachine::{HttpResponse, Misuse};
+    /// assert!(HttpResponse::new(404).header("Content-Type", "text/plain").body("no").check().is_ok());
+    /// assert_eq!(
+    ///     HttpResponse::new(200).header("Content-Length", "5").check(),
+    ///     Err(Misuse::ReservedHeader { name: "Content-Length".into() })
+    /// );
+    /// assert_eq!(HttpResponse::new(204).body("x").check(), Err(Misuse::BodyNotAllowed { status: 204 }));
+    /// ```
+    pub fn check(&self) -> Result<(), Misuse> {
+        self.validate().map_err(Misuse::from)
     }
 }
 

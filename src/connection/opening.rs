@@ -93,7 +93,7 @@ impl Connection {
     /// 4xx, and fails.
     fn fail_server_handshake(&mut self, error: HandshakeError) -> bool {
         let mut head = Vec::new();
-        HttpResponse::for_error(&error).encode(&mut head);
+        HttpResponse::for_error(&error).encode(false, &mut head);
         self.out.extend(&head);
         self.fail_handshake(error, None);
         false
@@ -217,13 +217,14 @@ impl Connection {
                 pending: request,
             });
         }
-        self.answer(&response);
+        self.answer(&response, false);
         Ok(())
     }
 
     /// Answers a plain HTTP request ([`Event::HttpRequest`]) with
     /// `response` (a page, a health check, a 404), then CLOSED: the
-    /// transport should be closed once the response is written.
+    /// transport should be closed once the response is written. The answer
+    /// to a `HEAD` goes without its body (RFC 9110 §9.3.2).
     ///
     /// ```
     /// use wsmachine::{Config, Connection, Event, HttpResponse};
@@ -246,13 +247,13 @@ impl Connection {
                 pending: request,
             });
         }
-        self.answer(&response);
+        self.answer(&response, request.method == "HEAD");
         Ok(())
     }
 
-    fn answer(&mut self, response: &HttpResponse) {
+    fn answer(&mut self, response: &HttpResponse, head_request: bool) {
         let mut head = Vec::new();
-        response.encode(&mut head);
+        response.encode(head_request, &mut head);
         self.out.extend(&head);
         self.apply(Transition::Rejected);
     }
