@@ -215,6 +215,8 @@ pub enum Misuse {
     SubprotocolNotOffered(String),
     /// A subprotocol name that is not an HTTP token (RFC 6455 §4.1).
     InvalidSubprotocol(String),
+    /// A subprotocol offered twice (RFC 6455 §4.1: each is unique).
+    DuplicateSubprotocol(String),
     /// A header name that is not a token (RFC 9110 §5.1), or a value that
     /// is not a field value (RFC 9110 §5.5: no control characters such as
     /// CR or LF, no leading or trailing whitespace).
@@ -239,10 +241,12 @@ pub enum Misuse {
         /// The status.
         status: u16,
     },
-    /// A request path that does not start with `/` or has spaces or line
-    /// breaks.
+    /// A request path that is not origin form (RFC 9112 §3.2.1): not
+    /// starting with `/`, or with a fragment, non-ASCII, whitespace or
+    /// control characters.
     InvalidPath,
-    /// An empty host, or one with spaces or line breaks.
+    /// A host that is not one (RFC 3986 §3.2.2): empty, with a port,
+    /// non-ASCII, or an unbracketed or malformed IPv6 address.
     InvalidHost,
     /// A permessage-deflate setting out of range.
     #[cfg(feature = "deflate")]
@@ -268,6 +272,7 @@ impl fmt::Display for Misuse {
             Misuse::InvalidUtf8 => f.write_str("the text fragments sent are not valid UTF-8"),
             Misuse::SubprotocolNotOffered(p) => write!(f, "subprotocol {p:?} was not offered by the client"),
             Misuse::InvalidSubprotocol(p) => write!(f, "subprotocol {p:?} is not an HTTP token"),
+            Misuse::DuplicateSubprotocol(p) => write!(f, "subprotocol {p:?} is offered twice (RFC 6455 §4.1)"),
             Misuse::InvalidHeader { name } => write!(
                 f,
                 "header {name:?}: names must be tokens and values field values, without control characters (RFC 9110 §5.5)"
@@ -277,10 +282,10 @@ impl fmt::Display for Misuse {
             }
             Misuse::InvalidStatus(s) => write!(f, "status {s}: a final status 200-599 (101 through accept)"),
             Misuse::BodyNotAllowed { status } => write!(f, "a {status} response has no body (RFC 9110 §6.4.1)"),
-            Misuse::InvalidPath => {
-                f.write_str("the request path must start with '/' and contain no spaces or line breaks")
-            }
-            Misuse::InvalidHost => f.write_str("the host must be non-empty, without spaces or line breaks"),
+            Misuse::InvalidPath => f.write_str(
+                "the request path must be origin form: '/', ASCII, no fragment, whitespace or control characters",
+            ),
+            Misuse::InvalidHost => f.write_str("the host must be a name or address without port (RFC 3986 §3.2.2)"),
             #[cfg(feature = "deflate")]
             Misuse::DeflateConfig(e) => fmt::Display::fmt(e, f),
             Misuse::ForeignRequest => f.write_str("the pending request belongs to another connection"),

@@ -114,7 +114,7 @@ impl Connection {
                 return false;
             }
         };
-        let (mut response, len) = match client::parse_response(&self.inbuf[..end]) {
+        let (mut response, version, len) = match client::parse_response(&self.inbuf[..end]) {
             Ok(Some(r)) => r,
             Ok(None) => {
                 self.fail_handshake(HandshakeError::Malformed("incomplete response head"), None);
@@ -128,7 +128,7 @@ impl Connection {
         let Stage::AwaitResponse { offer, .. } = self.life.stage() else {
             return false;
         };
-        let checked = client::check_response(&response, &offer.accept)
+        let checked = client::check_response(&response, version, &offer.accept)
             .and_then(|()| offer.extensions.check_response(&response.headers))
             .and_then(|ext| client::check_protocol(&mut response, &offer.protocols).map(|()| ext));
         let extension = match checked {

@@ -64,7 +64,9 @@ pub enum HandshakeError {
     Malformed(&'static str),
     /// The request method is not GET (RFC 6455 §4.1).
     MethodNotGet,
-    /// The HTTP version is older than 1.1 (RFC 6455 §4.1).
+    /// The HTTP version is not 1.1: a request older than HTTP/1.1 (RFC 6455
+    /// §4.1), or a 101 response that is not `HTTP/1.1` (RFC 6455 §4.1,
+    /// client step 1; RFC 9112 §2.3).
     HttpVersion,
     /// No `Host` header in an HTTP/1.1 request (RFC 9112 §3.2, RFC 6455 §4.1).
     MissingHost,
@@ -83,7 +85,8 @@ pub enum HandshakeError {
     /// `Content-Length` other than 0): where the frames start would be
     /// ambiguous (RFC 9112 §6.3, RFC 6455 §4.1).
     RequestBody,
-    /// `Upgrade` does not name `websocket` (RFC 6455 §4.1, §4.2.2).
+    /// `Upgrade` does not name `websocket` (RFC 6455 §4.2.1); in a response,
+    /// it is not exactly one `websocket` (RFC 6455 §4.1, client step 2).
     UpgradeNotWebSocket,
     /// `Connection` does not contain the `upgrade` token (RFC 6455 §4.1, §4.2.2).
     ConnectionNotUpgrade,

@@ -422,9 +422,10 @@ fn check_upgrade_headers(headers: &Headers) -> Result<String, HandshakeError> {
 
 /// Checks an upgrade request that an HTTP server already parsed (hyper,
 /// axum, ...) with the same rules as [`Connection::server`](crate::Connection::server)
-/// (RFC 6455 §4.2.1) and returns the `Sec-WebSocket-Accept` value for its
-/// 101 response. The HTTP version (1.1 or later) is the HTTP server's to
-/// check. An error's [`status`](HandshakeError::status) is the status to
+/// (RFC 6455 §4.2.1; one valid `Host`, RFC 9112 §3.2; no body, RFC 9112
+/// §6.3) and returns the `Sec-WebSocket-Accept` value for its 101
+/// response. The HTTP version (1.1 or later) and the request target are
+/// the HTTP server's to check. An error's [`status`](HandshakeError::status) is the status to
 /// answer with (426 also names version 13 in `Sec-WebSocket-Version`).
 ///
 /// ```

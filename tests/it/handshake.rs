@@ -194,7 +194,7 @@ fn server_may_choose_no_subprotocol() {
 }
 
 /// Runs a client against a hand-written response; returns its events.
-fn client_gets(offered: &[&str], response: impl FnOnce(&str) -> String) -> (Connection, Vec<Event>) {
+pub(crate) fn client_gets(offered: &[&str], response: impl FnOnce(&str) -> String) -> (Connection, Vec<Event>) {
     let mut req = client_request();
     for p in offered {
         req = req.protocol(p);
@@ -206,7 +206,7 @@ fn client_gets(offered: &[&str], response: impl FnOnce(&str) -> String) -> (Conn
 }
 
 /// The client failed its handshake with `expected`, keeping the response.
-fn assert_client_failed(client: &Connection, evs: &[Event], expected: HandshakeError, status: u16) {
+pub(crate) fn assert_client_failed(client: &Connection, evs: &[Event], expected: HandshakeError, status: u16) {
     let [
         Event::Error(Failure::Handshake {
             error,

@@ -1,12 +1,13 @@
 //! The HTTP rules of the opening handshake (RFC 9110, RFC 9112, RFC 6455
-//! §4): `Host`, the request target, bodies, and the responses the
-//! application builds.
+//! §4): `Host`, the request target, bodies, the responses the application
+//! builds, the client's checks of the 101, and what a client may ask for.
 
-use crate::handshake::{assert_rejected, serve};
+use crate::handshake::{assert_client_failed, assert_rejected, client_gets, serve};
 use crate::util::*;
+use wsmachine::handshake::UrlError;
 use wsmachine::{
-    Accept, Config, Connection, Error, Event, HandshakeError, HttpResponse, Misuse, PendingHttp, PendingRequest,
-    ReadyState, Upgrade, UpgradeError,
+    Accept, ClientRequest, Config, Connection, Error, Event, HandshakeError, HttpResponse, Misuse, PendingHttp,
+    PendingRequest, ReadyState, Upgrade, UpgradeError,
 };
 
 /// An upgrade request with `target` as its request target and `host` as
@@ -366,6 +367,7 @@ fn header_lines_must_be_valid_fields() {
         let misuse = Misuse::InvalidHeader { name: name.into() };
         refused_everywhere(HttpResponse::new(403).header(name, value), misuse.clone());
         assert_eq!(Accept::new().header(name, value).check(), Err(misuse.clone()));
+        assert_eq!(client_request().header(name, value).check(), Err(misuse.clone()));
         assert_eq!(
             Connection::client_with_rng(client_request().header(name, value), Config::default(), rng(0)).unwrap_err(),
             Error::Misuse(misuse)
@@ -424,4 +426,160 @@ fn a_426_names_the_upgrade() {
         assert_eq!(out.matches("Upgrade: websocket\r\n").count(), 1, "{out}");
         assert_eq!(header_value(&out, "Connection").as_deref(), Some("upgrade, close"));
     }
+}
+
+// RFC 6455 §4.1 (client step 1, and "the handshake MUST be a valid HTTP
+// request as specified by [RFC2616]" with version 1.1): the 101 is an
+// HTTP/1.1 response; HTTP/1.0 has no Upgrade mechanism (RFC 9110 §7.8).
+#[test]
+fn client_requires_an_http11_101() {
+    let (client, evs) = client_gets(&[], |req| response_for(req, "").replacen("HTTP/1.1", "HTTP/1.0", 1));
+    assert_client_failed(&client, &evs, HandshakeError::HttpVersion, 101);
+    // HTTP/2 has no 101 at all (RFC 9113 §8.6): not parseable as HTTP/1.x.
+    let (_, evs) = client_gets(&[], |req| response_for(req, "").replacen("HTTP/1.1", "HTTP/2", 1));
+    assert!(
+        matches!(
+            evs.first(),
+            Some(Event::Error(wsmachine::Failure::Handshake {
+                error: HandshakeError::Malformed(_),
+                ..
+            }))
+        ),
+        "{evs:?}"
+    );
+}
+
+// RFC 6455 §4.1 client step 2: "If the response lacks an |Upgrade| header
+// field or the |Upgrade| header field contains a value that is not an ASCII
+// case-insensitive match for the value "websocket", the client MUST _Fail
+// the WebSocket Connection_": one value, not a list. Step 3: Connection
+// contains the "upgrade" token (a list, RFC 9110 §7.6.1).
+#[test]
+fn client_requires_upgrade_exactly_websocket() {
+    for upgrade in [
+        "Upgrade: websocket, h2c",
+        "Upgrade: h2c, websocket",
+        "Upgrade: websocket\r\nUpgrade: websocket",
+        "Upgrade: websocket/13",
+    ] {
+        let (client, evs) = client_gets(&[], |req| response_for(req, "").replace("Upgrade: websocket", upgrade));
+        assert_client_failed(&client, &evs, HandshakeError::UpgradeNotWebSocket, 101);
+    }
+    let (client, _) = client_gets(&[], |req| {
+        response_for(req, "").replace("Upgrade: websocket", "Upgrade: WebSocket")
+    });
+    assert_eq!(client.state(), ReadyState::Open);
+    let (client, evs) = client_gets(&[], |req| {
+        response_for(req, "").replace("Connection: Upgrade", "Connection: keep-alive, close")
+    });
+    assert_client_failed(&client, &evs, HandshakeError::ConnectionNotUpgrade, 101);
+    let (client, _) = client_gets(&[], |req| {
+        response_for(req, "").replace("Connection: Upgrade", "Connection: keep-alive, UPGRADE")
+    });
+    assert_eq!(client.state(), ReadyState::Open);
+}
+
+// RFC 3986 §3.2.2 (RFC 6455 §3's host): an IP-literal is a valid IPv6
+// address in brackets; a reg-name's percent-encodings are "%" HEXDIG
+// HEXDIG (§2.1); RFC 3986 §3.3, §3.4: no whitespace or control characters
+// in the path and query, ASCII or not (U+0085 NEL and U+00A0 NO-BREAK SPACE
+// are not percent-encoded into the path: they are refused).
+#[test]
+fn urls_parse_strictly() {
+    for (url, error) in [
+        ("ws://[1:2:3]/", UrlError::Host),
+        ("ws://[::1::2]/", UrlError::Host),
+        ("ws://[::g]/", UrlError::Host),
+        ("ws://[fe80::1%25eth0]/", UrlError::Host),
+        ("ws://[::1]:80:80/", UrlError::Port),
+        ("ws://[::1]:65536/", UrlError::Port),
+        ("ws://h%zz/", UrlError::Host),
+        ("ws://h%4/", UrlError::Host),
+        ("ws://h\u{0}/", UrlError::Host),
+        ("ws://h /", UrlError::Host),
+        ("ws://h:80 /", UrlError::Port),
+        ("ws://h/a\u{85}b", UrlError::Path),
+        ("ws://h/a\u{a0}b", UrlError::Path),
+        ("ws://h/a\u{2028}b", UrlError::Path),
+        ("ws://h/?q=\u{7f}", UrlError::Path),
+        ("ws://h/a\r\nb", UrlError::Path),
+    ] {
+        assert_eq!(ClientRequest::from_url(url), Err(error), "{url:?}");
+    }
+    let r = ClientRequest::from_url("ws://[::ffff:192.0.2.1]:65535/").unwrap();
+    assert_eq!((r.host(), r.port()), ("[::ffff:192.0.2.1]", 65535));
+    assert_eq!(ClientRequest::from_url("ws://h%41/").unwrap().host(), "h%41");
+    // Non-ASCII in the path is percent-encoded; in the host refused (no IDNA).
+    assert_eq!(
+        ClientRequest::from_url("ws://h/\u{e9}t\u{e9}").unwrap().path(),
+        "/%C3%A9t%C3%A9"
+    );
+    assert_eq!(ClientRequest::from_url("ws://\u{e9}t\u{e9}/"), Err(UrlError::Host));
+}
+
+// RFC 3986 §3.2.2 / RFC 6455 §3: `ClientRequest::new` takes a host (an
+// IPv6 address in brackets, ASCII, no port) and a path in origin form
+// (RFC 9112 §3.2.1: ASCII, no fragment).
+#[test]
+fn client_request_hosts_and_paths_are_checked() {
+    for host in ["", "::1", "h:80", "b\u{fc}cher.example", "a b", "[::1", "h/x", "u@h"] {
+        let req = ClientRequest::new(host, 80, "/");
+        assert_eq!(req.check(), Err(Misuse::InvalidHost), "{host:?}");
+        assert_eq!(
+            Connection::client_with_rng(req, Config::default(), rng(0)).unwrap_err(),
+            Error::Misuse(Misuse::InvalidHost)
+        );
+    }
+    for host in ["example.com", "192.0.2.1", "[::1]", "xn--bcher-kva.example"] {
+        assert_eq!(ClientRequest::new(host, 80, "/").check(), Ok(()), "{host}");
+    }
+    for path in ["/a#b", "/caf\u{e9}", "/a b", "/a\u{0}"] {
+        assert_eq!(
+            ClientRequest::new("h", 80, path).check(),
+            Err(Misuse::InvalidPath),
+            "{path:?}"
+        );
+    }
+}
+
+// RFC 6455 §4.1: the subprotocol values "MUST all be unique strings" (and
+// tokens, which the existing tests cover).
+#[test]
+fn client_subprotocols_are_unique() {
+    let req = client_request().protocol("chat").protocol("superchat").protocol("chat");
+    assert_eq!(req.check(), Err(Misuse::DuplicateSubprotocol("chat".into())));
+    assert_eq!(
+        Connection::client_with_rng(req, Config::default(), rng(0)).unwrap_err(),
+        Error::Misuse(Misuse::DuplicateSubprotocol("chat".into()))
+    );
+    // Subprotocol names compare exactly: different case is a different name.
+    assert_eq!(client_request().protocol("chat").protocol("Chat").check(), Ok(()));
+}
+
+// RFC 6455 §4.1: Host, Upgrade, Connection and the Sec-WebSocket-* fields
+// are the handshake's (Sec-WebSocket-Protocol from `protocol`,
+// Sec-WebSocket-Extensions from the extension offers); RFC 9112 §6: an
+// upgrade request has no body, so no framing headers either.
+#[test]
+fn client_request_cannot_duplicate_the_handshakes_headers() {
+    for name in [
+        "Host",
+        "upgrade",
+        "Connection",
+        "Sec-WebSocket-Key",
+        "Sec-WebSocket-Version",
+        "Sec-WebSocket-Protocol",
+        "sec-websocket-extensions",
+        "Content-Length",
+        "Transfer-Encoding",
+    ] {
+        let misuse = Misuse::ReservedHeader { name: name.into() };
+        let req = client_request().header(name, "x");
+        assert_eq!(req.check(), Err(misuse.clone()));
+        assert_eq!(
+            Connection::client_with_rng(req, Config::default(), rng(0)).unwrap_err(),
+            Error::Misuse(misuse)
+        );
+    }
+    assert_eq!(client_request().header("Origin", "http://example.com").check(), Ok(()));
 }
