@@ -235,18 +235,38 @@ pub enum Misuse {
     SubprotocolNotOffered(String),
     /// A subprotocol name that is not an HTTP token (RFC 6455 §4.1).
     InvalidSubprotocol(String),
-    /// A header name that is not a token, or a value with CR, LF or NUL.
+    /// A subprotocol offered twice (RFC 6455 §4.1: each is unique).
+    DuplicateSubprotocol(String),
+    /// A header name that is not a token (RFC 9110 §5.1), or a value that
+    /// is not a field value (RFC 9110 §5.5: no control characters such as
+    /// CR or LF, no leading or trailing whitespace).
     InvalidHeader {
         /// The header's name.
         name: String,
     },
-    /// An HTTP status that is not a three-digit code, or 101 outside
-    /// `accept`.
+    /// A header the crate writes itself: framing (`Content-Length`,
+    /// `Transfer-Encoding`), `Connection`, and the handshake's own
+    /// (`Host`, `Upgrade`, `Sec-WebSocket-*`), which come from the
+    /// negotiation.
+    ReservedHeader {
+        /// The header's name.
+        name: String,
+    },
+    /// An HTTP status outside 200–599 for a response the crate sends
+    /// before closing: a 1xx is interim (RFC 9110 §15.2), and 101 is
+    /// `accept`'s.
     InvalidStatus(u16),
-    /// A request path that does not start with `/` or has spaces or line
-    /// breaks.
+    /// A body on a response whose status has none (204, 304: RFC 9110 §6.4.1).
+    BodyNotAllowed {
+        /// The status.
+        status: u16,
+    },
+    /// A request path that is not origin form (RFC 9112 §3.2.1): not
+    /// starting with `/`, or with a fragment, non-ASCII, whitespace or
+    /// control characters.
     InvalidPath,
-    /// An empty host, or one with spaces or line breaks.
+    /// A host that is not one (RFC 3986 §3.2.2): empty, with a port,
+    /// non-ASCII, or an unbracketed or malformed IPv6 address.
     InvalidHost,
     /// A permessage-deflate setting out of range.
     #[cfg(feature = "deflate")]
@@ -272,15 +292,20 @@ impl fmt::Display for Misuse {
             Misuse::InvalidUtf8 => f.write_str("the text fragments sent are not valid UTF-8"),
             Misuse::SubprotocolNotOffered(p) => write!(f, "subprotocol {p:?} was not offered by the client"),
             Misuse::InvalidSubprotocol(p) => write!(f, "subprotocol {p:?} is not an HTTP token"),
+            Misuse::DuplicateSubprotocol(p) => write!(f, "subprotocol {p:?} is offered twice (RFC 6455 §4.1)"),
             Misuse::InvalidHeader { name } => write!(
                 f,
-                "header {name:?}: names must be tokens and values must not contain CR, LF or NUL"
+                "header {name:?}: names must be tokens and values field values, without control characters (RFC 9110 §5.5)"
             ),
-            Misuse::InvalidStatus(s) => write!(f, "status {s}: a three-digit code other than 101 (use accept)"),
-            Misuse::InvalidPath => {
-                f.write_str("the request path must start with '/' and contain no spaces or line breaks")
+            Misuse::ReservedHeader { name } => {
+                write!(f, "header {name:?} is written by the crate, not the application")
             }
-            Misuse::InvalidHost => f.write_str("the host must be non-empty, without spaces or line breaks"),
+            Misuse::InvalidStatus(s) => write!(f, "status {s}: a final status 200-599 (101 through accept)"),
+            Misuse::BodyNotAllowed { status } => write!(f, "a {status} response has no body (RFC 9110 §6.4.1)"),
+            Misuse::InvalidPath => f.write_str(
+                "the request path must be origin form: '/', ASCII, no fragment, whitespace or control characters",
+            ),
+            Misuse::InvalidHost => f.write_str("the host must be a name or address without port (RFC 3986 §3.2.2)"),
             #[cfg(feature = "deflate")]
             Misuse::DeflateConfig(e) => fmt::Display::fmt(e, f),
             Misuse::ForeignRequest => f.write_str("the pending request belongs to another connection"),
@@ -293,6 +318,8 @@ impl From<InvalidHead> for Misuse {
         match e {
             InvalidHead::Status(s) => Misuse::InvalidStatus(s),
             InvalidHead::Header(name) => Misuse::InvalidHeader { name },
+            InvalidHead::Reserved(name) => Misuse::ReservedHeader { name },
+            InvalidHead::Body(status) => Misuse::BodyNotAllowed { status },
         }
     }
 }

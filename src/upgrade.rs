@@ -9,15 +9,24 @@
 
 use crate::error::Misuse;
 use crate::extension::{Extension, Offers};
-use crate::handshake::client::{RequestHead, Target, encode_request, parse_url};
-use crate::handshake::server::{check_headers, encode_switching, list_of};
-use crate::handshake::{HandshakeError, Headers, UrlError, accept_key_for, is_header_value, is_token};
+use crate::handshake::client::{RequestHead, Target, encode_request, origin_form, parse_url};
+use crate::handshake::server::{check_headers, check_reserved, encode_switching, list_of};
+use crate::handshake::uri::is_host;
+use crate::handshake::{HandshakeError, Headers, HttpResponse, UrlError, accept_key_for, is_token};
 use alloc::boxed::Box;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 
 /// What a client asks for: where to connect and what to offer.
+///
+/// The builder's calls cannot fail; what they were given is checked when
+/// the request is handed to [`Connection::client`](crate::Connection::client)
+/// (or beforehand with [`check`](ClientRequest::check)), which refuses it
+/// with the [`Misuse`] naming the rule: the host must be a host (RFC 3986
+/// §3.2.2), the path origin form (RFC 9112 §3.2.1), each subprotocol a token
+/// and offered once (RFC 6455 §4.1), each header a valid field (RFC 9110
+/// §5.1, §5.5) and none of those the handshake writes itself.
 ///
 /// ```
 /// use wsmachine::ClientRequest;
@@ -38,6 +47,10 @@ pub struct ClientRequest {
 
 impl ClientRequest {
     /// A request for `path` (with its query) on `host:port`, plain `ws`.
+    /// `host` is a name or address without the port (an IPv6 address in
+    /// brackets, a non-ASCII name in its `xn--` form: IDNA is not done);
+    /// `path` starts with `/` and is ASCII (percent-encode the rest, as
+    /// [`from_url`](ClientRequest::from_url) does); empty means `/`.
     pub fn new(host: &str, port: u16, path: &str) -> Self {
         let path = if path.is_empty() { "/" } else { path };
         ClientRequest {
@@ -64,7 +77,8 @@ impl ClientRequest {
     }
 
     /// Offers a subprotocol (`Sec-WebSocket-Protocol`, RFC 6455 §4.1); call
-    /// once per protocol, in order of preference.
+    /// once per protocol, in order of preference. Each must be a token and
+    /// offered once (RFC 6455 §4.1).
     pub fn protocol(mut self, name: &str) -> Self {
         self.protocols.push(name.to_string());
         self
@@ -98,6 +112,10 @@ impl ClientRequest {
     }
 
     /// Adds a header line (for example `Origin`, `Authorization`, cookies).
+    /// The ones the handshake writes (`Host`, `Upgrade`, `Connection`, any
+    /// `Sec-WebSocket-*`, and the framing `Content-Length`,
+    /// `Transfer-Encoding`) are refused: the subprotocols and the extension
+    /// offers have their own calls.
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_string(), value.to_string()));
         self
@@ -133,21 +151,47 @@ impl ClientRequest {
         &self.extensions
     }
 
-    /// Checks names and values, so nothing malformed reaches the wire.
-    pub(crate) fn validate(&self) -> Result<(), Misuse> {
+    /// Checks the request the way [`Connection::client`](crate::Connection::client)
+    /// does, so that a mistake shows where the request is built: the
+    /// [`Misuse`] says which rule it broke.
+    ///
+    /// ```
+    /// use wsmachine::{ClientRequest, Misuse};
+    /// let req = ClientRequest::new("example.com", 80, "/").protocol("chat").protocol("chat");
+    /// assert_eq!(req.check(), Err(Misuse::DuplicateSubprotocol("chat".into())));
+    /// let req = ClientRequest::new("example.com", 80, "/").header("Sec-WebSocket-Extensions", "x");
+    /// assert_eq!(req.check(), Err(Misuse::ReservedHeader { name: "Sec-WebSocket-Extensions".into() }));
+    /// ```
+    pub fn check(&self) -> Result<(), Misuse> {
         let t = &self.target;
-        if !t.path.starts_with('/') || !is_header_value(&t.path) || t.path.contains(' ') {
+        // RFC 9112 §3.2.1: origin form; RFC 6455 §3: no fragment.
+        if !t.path.starts_with('/') || t.path.contains('#') || !t.path.is_ascii() || origin_form(&t.path).is_none() {
             return Err(Misuse::InvalidPath);
         }
-        if !is_header_value(&t.host) || t.host.is_empty() || t.host.contains(' ') {
+        // RFC 3986 §3.2.2 (RFC 6455 §3's host).
+        if !is_host(&t.host) {
             return Err(Misuse::InvalidHost);
         }
-        if let Some(p) = self.protocols.iter().find(|p| !is_token(p)) {
-            return Err(Misuse::InvalidSubprotocol(p.clone()));
+        // RFC 6455 §4.1: tokens, each unique.
+        for (i, p) in self.protocols.iter().enumerate() {
+            if !is_token(p) {
+                return Err(Misuse::InvalidSubprotocol(p.clone()));
+            }
+            if self.protocols[..i].contains(p) {
+                return Err(Misuse::DuplicateSubprotocol(p.clone()));
+            }
         }
         check_headers(&self.headers)?;
+        // RFC 6455 §4.1: the handshake's own fields; RFC 9112 §6: no body.
+        const OWNED: &[&str] = &["host", "upgrade", "connection", "content-length", "transfer-encoding"];
+        check_reserved(&self.headers, OWNED, true)?;
         self.extensions.validate()?;
         Ok(())
+    }
+
+    /// What [`Connection::client`](crate::Connection::client) checks.
+    pub(crate) fn validate(&self) -> Result<(), Misuse> {
+        self.check()
     }
 
     /// Writes the request head with the given `Sec-WebSocket-Key`.
@@ -195,9 +239,38 @@ impl Accept {
     }
 
     /// Adds a header line to the 101 response (for example `Set-Cookie`).
+    /// The ones the handshake writes (`Upgrade`, `Connection`, any
+    /// `Sec-WebSocket-*`) and framing (`Content-Length`,
+    /// `Transfer-Encoding`, never on a 1xx: RFC 9110 §8.6, RFC 9112 §6.1)
+    /// are refused, when accepting or by [`check`](Accept::check).
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_string(), value.to_string()));
         self
+    }
+
+    /// Checks what can be checked without the request (the header lines,
+    /// the subprotocol's form, the extension settings), as
+    /// [`Connection::accept`](crate::Connection::accept) does, so that a
+    /// mistake shows where the answer is built.
+    ///
+    /// ```
+    /// use wsmachine::{Accept, Misuse};
+    /// assert!(Accept::new().header("Set-Cookie", "a=1").check().is_ok());
+    /// assert_eq!(
+    ///     Accept::new().header("Sec-WebSocket-Accept", "x").check(),
+    ///     Err(Misuse::ReservedHeader { name: "Sec-WebSocket-Accept".into() })
+    /// );
+    /// ```
+    pub fn check(&self) -> Result<(), Misuse> {
+        check_headers(&self.headers)?;
+        // RFC 6455 §4.2.2: the 101's own fields come from the negotiation.
+        const OWNED: &[&str] = &["upgrade", "connection", "content-length", "transfer-encoding"];
+        check_reserved(&self.headers, OWNED, true)?;
+        if let Some(p) = self.protocol.as_ref().filter(|p| !is_token(p)) {
+            return Err(Misuse::InvalidSubprotocol(p.clone()));
+        }
+        self.extensions.validate()?;
+        Ok(())
     }
 
     /// Accepts permessage-deflate (RFC 7692) if the client offered it: the
@@ -222,8 +295,7 @@ impl Accept {
     /// Checks this answer against the request (its offered subprotocols and
     /// extensions) and negotiates the extensions.
     pub(crate) fn agree(self, request: &Headers, offered_protocols: &[String]) -> Result<Negotiated, Misuse> {
-        check_headers(&self.headers)?;
-        self.extensions.validate()?;
+        self.check()?;
         if let Some(p) = &self.protocol {
             if !offered_protocols.iter().any(|o| o == p) {
                 return Err(Misuse::SubprotocolNotOffered(p.clone()));
@@ -239,6 +311,25 @@ impl Accept {
             answer,
             headers: self.headers,
         })
+    }
+}
+
+impl HttpResponse {
+    /// Checks the response as [`Connection::reject`](crate::Connection::reject)
+    /// and [`respond`](crate::Connection::respond) do (the rules are on
+    /// [`HttpResponse`]), so that a mistake shows where the response is built.
+    ///
+    /// ```
+    /// use wsmachine::{HttpResponse, Misuse};
+    /// assert!(HttpResponse::new(404).header("Content-Type", "text/plain").body("no").check().is_ok());
+    /// assert_eq!(
+    ///     HttpResponse::new(200).header("Content-Length", "5").check(),
+    ///     Err(Misuse::ReservedHeader { name: "Content-Length".into() })
+    /// );
+    /// assert_eq!(HttpResponse::new(204).body("x").check(), Err(Misuse::BodyNotAllowed { status: 204 }));
+    /// ```
+    pub fn check(&self) -> Result<(), Misuse> {
+        self.validate().map_err(Misuse::from)
     }
 }
 

@@ -111,7 +111,7 @@ impl Connection {
         match self.life.stage() {
             Stage::AwaitRequest { .. } => {
                 let mut head = Vec::new();
-                HttpResponse::new(408).encode(&mut head);
+                HttpResponse::new(408).encode(false, &mut head);
                 self.out.extend(&head);
             }
             Stage::AwaitResponse { .. } => {}
@@ -125,7 +125,7 @@ impl Connection {
     /// 4xx, and fails.
     fn fail_server_handshake(&mut self, error: HandshakeError) -> bool {
         let mut head = Vec::new();
-        HttpResponse::for_error(&error).encode(&mut head);
+        HttpResponse::for_error(&error).encode(false, &mut head);
         self.out.extend(&head);
         self.fail_handshake(error, None);
         false
@@ -146,7 +146,7 @@ impl Connection {
                 return false;
             }
         };
-        let (mut response, len) = match client::parse_response(&self.inbuf[..end]) {
+        let (mut response, version, len) = match client::parse_response(&self.inbuf[..end]) {
             Ok(Some(r)) => r,
             Ok(None) => {
                 self.fail_handshake(HandshakeError::Malformed("incomplete response head"), None);
@@ -160,7 +160,7 @@ impl Connection {
         let Stage::AwaitResponse { offer, .. } = self.life.stage() else {
             return false;
         };
-        let checked = client::check_response(&response, &offer.accept)
+        let checked = client::check_response(&response, version, &offer.accept)
             .and_then(|()| offer.extensions.check_response(&response.headers))
             .and_then(|ext| client::check_protocol(&mut response, &offer.protocols).map(|()| ext));
         let extension = match checked {
@@ -249,13 +249,14 @@ impl Connection {
                 pending: request,
             });
         }
-        self.answer(&response);
+        self.answer(&response, false);
         Ok(())
     }
 
     /// Answers a plain HTTP request ([`Event::HttpRequest`]) with
     /// `response` (a page, a health check, a 404), then CLOSED: the
-    /// transport should be closed once the response is written.
+    /// transport should be closed once the response is written. The answer
+    /// to a `HEAD` goes without its body (RFC 9110 §9.3.2).
     ///
     /// ```
     /// use wsmachine::{Config, Connection, Event, HttpResponse};
@@ -278,13 +279,13 @@ impl Connection {
                 pending: request,
             });
         }
-        self.answer(&response);
+        self.answer(&response, request.method == "HEAD");
         Ok(())
     }
 
-    fn answer(&mut self, response: &HttpResponse) {
+    fn answer(&mut self, response: &HttpResponse, head_request: bool) {
         let mut head = Vec::new();
-        response.encode(&mut head);
+        response.encode(head_request, &mut head);
         self.out.extend(&head);
         self.apply(Transition::Rejected);
     }

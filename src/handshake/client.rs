@@ -1,6 +1,7 @@
 //! The client side of the opening handshake (RFC 6455 §4.1): the request,
 //! and the checks on the server's response.
 
+use super::uri::{AuthorityError, parse_authority};
 use super::{HandshakeError, Headers, MAX_HEADERS, map_parse_error};
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -13,7 +14,10 @@ use core::fmt;
 pub enum UrlError {
     /// The scheme is not `ws` or `wss`.
     Scheme,
-    /// The host is missing or malformed.
+    /// The host is missing or malformed (RFC 3986 §3.2.2): not a reg-name
+    /// or IPv4 address of ASCII characters, nor a bracketed IPv6 address
+    /// followed by nothing but `:port`. A non-ASCII name must be given in
+    /// its ASCII (`xn--`) form: IDNA is not done.
     Host,
     /// The port is not a number from 1 to 65535.
     Port,
@@ -21,7 +25,8 @@ pub enum UrlError {
     Fragment,
     /// User information (`user@host`) is not supported.
     UserInfo,
-    /// The path or query has spaces or control characters.
+    /// The path or query has whitespace or control characters (ASCII or
+    /// not).
     Path,
 }
 
@@ -33,7 +38,7 @@ impl fmt::Display for UrlError {
             UrlError::Port => "the URL port must be a number from 1 to 65535",
             UrlError::Fragment => "a WebSocket URL must not have a fragment (RFC 6455 §3)",
             UrlError::UserInfo => "user information in the URL is not supported",
-            UrlError::Path => "the URL path and query must not contain spaces or control characters",
+            UrlError::Path => "the URL path and query must not contain whitespace or control characters",
         })
     }
 }
@@ -49,13 +54,10 @@ pub(crate) struct Target {
     pub(crate) path: String,
 }
 
-/// Whether `b` may appear in a reg-name or IPv4 address (RFC 3986 §3.2.2:
-/// unreserved, pct-encoded, sub-delims).
-fn is_reg_name_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b)
-}
-
-/// Parses a `ws://host[:port]/path?query` or `wss://…` URL (RFC 6455 §3).
+/// Parses a `ws://host[:port]/path?query` or `wss://…` URL (RFC 6455 §3,
+/// RFC 3986). Non-ASCII in the path and query is percent-encoded as UTF-8
+/// (RFC 3986 §2.1, as the WHATWG URL parser does); in the host it is
+/// refused (no IDNA).
 pub(crate) fn parse_url(url: &str) -> Result<Target, UrlError> {
     let (scheme, rest) = url.split_once("://").ok_or(UrlError::Scheme)?;
     let secure = if scheme.eq_ignore_ascii_case("ws") {
@@ -73,44 +75,33 @@ pub(crate) fn parse_url(url: &str) -> Result<Target, UrlError> {
     if authority.contains('@') {
         return Err(UrlError::UserInfo);
     }
-    // RFC 3986 §3.2.2: an IP-literal in brackets, or a reg-name / IPv4
-    // address; then `:port` (RFC 3986 §3.2.3: digits, empty = the default).
-    let (host, port) = if authority.starts_with('[') {
-        let close = authority.find(']').ok_or(UrlError::Host)?;
-        let (host, after) = authority.split_at(close + 1);
-        let literal = &host[1..host.len() - 1];
-        if literal.is_empty() || !literal.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
-            return Err(UrlError::Host);
-        }
-        match after {
-            "" => (host, None),
-            _ => (host, Some(after.strip_prefix(':').ok_or(UrlError::Host)?)),
-        }
-    } else {
-        let (host, port) = match authority.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        };
-        // Non-ASCII names are not converted (IDNA): give their ASCII form.
-        if host.is_empty() || !host.bytes().all(is_reg_name_char) {
-            return Err(UrlError::Host);
-        }
-        (host, port)
-    };
+    // RFC 3986 §3.2.2, §3.2.3: host, then `:port` (digits; empty = the default).
+    let (host, port) = parse_authority(authority).map_err(|e| match e {
+        AuthorityError::Host => UrlError::Host,
+        AuthorityError::Port => UrlError::Port,
+    })?;
     let port = match port {
-        None | Some("") if secure => 443,
-        None | Some("") => 80,
-        Some(p) if p.bytes().all(|b| b.is_ascii_digit()) => match p.parse::<u16>() {
-            Ok(n) if n > 0 => n,
-            _ => return Err(UrlError::Port),
-        },
-        Some(_) => return Err(UrlError::Port),
+        None if secure => 443,
+        None => 80,
+        Some(0) => return Err(UrlError::Port),
+        Some(n) => n,
     };
-    // RFC 3986 §3.3, §3.4: no spaces or control characters (they would end
-    // the request line); non-ASCII is percent-encoded as UTF-8 (§2.1), as
-    // the WHATWG URL parser does.
-    if !path.bytes().all(|b| b.is_ascii_graphic() || !b.is_ascii()) {
-        return Err(UrlError::Path);
+    Ok(Target {
+        host: host.to_string(),
+        port,
+        secure,
+        path: origin_form(path).ok_or(UrlError::Path)?,
+    })
+}
+
+/// `path` (with its query) as a request target in origin form (RFC 9112
+/// §3.2.1): `/` added in front when missing, non-ASCII percent-encoded as
+/// UTF-8 (RFC 3986 §2.1). `None` when it has whitespace or control
+/// characters, ASCII or not (RFC 3986 §3.3, §3.4: they are not URI
+/// characters, and CR, LF or a space would end the request line).
+pub(crate) fn origin_form(path: &str) -> Option<String> {
+    if path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return None;
     }
     let mut target = String::with_capacity(path.len() + 1);
     if !path.starts_with('/') {
@@ -126,13 +117,7 @@ pub(crate) fn parse_url(url: &str) -> Result<Target, UrlError> {
             }
         }
     }
-    let path = target;
-    Ok(Target {
-        host: host.to_string(),
-        port,
-        secure,
-        path,
-    })
+    Some(target)
 }
 
 /// A server's answer to the opening handshake.
@@ -149,8 +134,9 @@ pub struct Response {
 }
 
 /// Parses a response head from `buf`. `Ok(None)`: incomplete.
-/// On success returns the response and the head's length.
-pub(crate) fn parse_response(buf: &[u8]) -> Result<Option<(Response, usize)>, HandshakeError> {
+/// On success returns the response, its minor HTTP version (1 for
+/// HTTP/1.1) and the head's length.
+pub(crate) fn parse_response(buf: &[u8]) -> Result<Option<(Response, u8, usize)>, HandshakeError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
     match resp.parse(buf) {
@@ -161,6 +147,7 @@ pub(crate) fn parse_response(buf: &[u8]) -> Result<Option<(Response, usize)>, Ha
                 headers: Headers::from_parsed(resp.headers),
                 protocol: None,
             },
+            resp.version.unwrap_or(0),
             len,
         ))),
         Ok(httparse::Status::Partial) => Ok(None),
@@ -168,17 +155,27 @@ pub(crate) fn parse_response(buf: &[u8]) -> Result<Option<(Response, usize)>, Ha
     }
 }
 
-/// Checks a response's status and upgrade headers against the key sent
-/// (RFC 6455 §4.2.2, client steps 1–4). The extensions (step 5) are the
-/// extension layer's to check; the subprotocol (step 6) is
+/// Checks a response's status, version and upgrade headers against the
+/// key sent (RFC 6455 §4.1, client steps 1–4). The extensions (step 5) are
+/// the extension layer's to check; the subprotocol (step 6) is
 /// [`check_protocol`]'s.
-pub(crate) fn check_response(resp: &Response, expected_accept: &str) -> Result<(), HandshakeError> {
+pub(crate) fn check_response(resp: &Response, version: u8, expected_accept: &str) -> Result<(), HandshakeError> {
     if resp.status != 101 {
         return Err(HandshakeError::Status(resp.status));
     }
-    if !resp.headers.has_token("upgrade", "websocket") {
-        return Err(HandshakeError::UpgradeNotWebSocket);
+    // RFC 6455 §4.1 client step 1 and RFC 9110 §7.8: the switch happens
+    // on an HTTP/1.1 connection (HTTP/1.0 has no Upgrade).
+    if version != 1 {
+        return Err(HandshakeError::HttpVersion);
     }
+    // RFC 6455 §4.1 client step 2: exactly one Upgrade, "websocket"
+    // (case-insensitive), not a list with other protocols.
+    let mut upgrades = resp.headers.get_all("upgrade");
+    match (upgrades.next(), upgrades.next()) {
+        (Some(v), None) if super::trim(v).eq_ignore_ascii_case(b"websocket") => {}
+        _ => return Err(HandshakeError::UpgradeNotWebSocket),
+    }
+    // Step 3: Connection contains the "upgrade" token (a list, RFC 9110 §7.6.1).
     if !resp.headers.has_token("connection", "upgrade") {
         return Err(HandshakeError::ConnectionNotUpgrade);
     }
@@ -263,13 +260,19 @@ mod tests {
         parse_response(head.as_bytes()).unwrap().unwrap().0
     }
 
+    /// Parses `head` and checks it against `accept`.
+    fn checked(head: &[u8], accept: &str) -> Result<(), HandshakeError> {
+        let (r, version, _) = parse_response(head).unwrap().unwrap();
+        check_response(&r, version, accept)
+    }
+
     const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 
     // RFC 6455 §4.2.2 (client side): each check of the response.
     #[test]
     fn response_checks() {
         let protocols = ["chat".to_string()];
-        assert!(check_response(&response(""), ACCEPT).is_ok());
+        assert!(check_response(&response(""), 1, ACCEPT).is_ok());
         let mut r = response("Sec-WebSocket-Protocol: chat\r\n");
         assert!(check_protocol(&mut r, &protocols).is_ok());
         assert_eq!(r.protocol.as_deref(), Some("chat"));
@@ -282,21 +285,21 @@ mod tests {
             Err(HandshakeError::UnofferedProtocol("chat".into()))
         );
         assert_eq!(
-            check_response(&response(""), "wrong"),
+            check_response(&response(""), 1, "wrong"),
             Err(HandshakeError::InvalidAccept)
         );
-        let r = parse_response(b"HTTP/1.1 403 Forbidden\r\n\r\n").unwrap().unwrap().0;
-        assert_eq!(check_response(&r, ACCEPT), Err(HandshakeError::Status(403)));
-        let r = parse_response(b"HTTP/1.1 101 OK\r\nConnection: upgrade\r\n\r\n")
-            .unwrap()
-            .unwrap()
-            .0;
-        assert_eq!(check_response(&r, ACCEPT), Err(HandshakeError::UpgradeNotWebSocket));
-        let r = parse_response(b"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\n\r\n")
-            .unwrap()
-            .unwrap()
-            .0;
-        assert_eq!(check_response(&r, ACCEPT), Err(HandshakeError::ConnectionNotUpgrade));
+        assert_eq!(
+            checked(b"HTTP/1.1 403 Forbidden\r\n\r\n", ACCEPT),
+            Err(HandshakeError::Status(403))
+        );
+        assert_eq!(
+            checked(b"HTTP/1.1 101 OK\r\nConnection: upgrade\r\n\r\n", ACCEPT),
+            Err(HandshakeError::UpgradeNotWebSocket)
+        );
+        assert_eq!(
+            checked(b"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\n\r\n", ACCEPT),
+            Err(HandshakeError::ConnectionNotUpgrade)
+        );
     }
 
     // RFC 6455 §4.1: the request carries Host, Upgrade, Connection, the key and version 13.

@@ -16,6 +16,7 @@ pub mod client;
 pub mod extensions;
 pub mod origin;
 pub mod server;
+pub(crate) mod uri;
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -66,11 +67,29 @@ pub enum HandshakeError {
     Malformed(&'static str),
     /// The request method is not GET (RFC 6455 §4.1).
     MethodNotGet,
-    /// The HTTP version is older than 1.1 (RFC 6455 §4.1).
+    /// The HTTP version is not 1.1: a request older than HTTP/1.1 (RFC 6455
+    /// §4.1), or a 101 response that is not `HTTP/1.1` (RFC 6455 §4.1,
+    /// client step 1; RFC 9112 §2.3).
     HttpVersion,
-    /// No `Host` header (RFC 6455 §4.1).
+    /// No `Host` header in an HTTP/1.1 request (RFC 9112 §3.2, RFC 6455 §4.1).
     MissingHost,
-    /// `Upgrade` does not name `websocket` (RFC 6455 §4.1, §4.2.2).
+    /// More than one `Host` header line, or a list in one (RFC 9112 §3.2).
+    MultipleHosts,
+    /// A `Host` value that is empty or not `host[:port]` (RFC 9112 §3.2,
+    /// RFC 9110 §4.2.1, §7.2, RFC 3986 §3.2.2).
+    InvalidHost,
+    /// An absolute-form request target whose authority is not the `Host`
+    /// value (RFC 9112 §3.2, §3.2.2: a client sends them identical).
+    HostMismatch,
+    /// The request target breaks RFC 9112 §3.2 or is not a resource name
+    /// (RFC 6455 §3, §4.1); says which rule.
+    InvalidTarget(&'static str),
+    /// An upgrade request that carries a body (`Transfer-Encoding`, or a
+    /// `Content-Length` other than 0): where the frames start would be
+    /// ambiguous (RFC 9112 §6.3, RFC 6455 §4.1).
+    RequestBody,
+    /// `Upgrade` does not name `websocket` (RFC 6455 §4.2.1); in a response,
+    /// it is not exactly one `websocket` (RFC 6455 §4.1, client step 2).
     UpgradeNotWebSocket,
     /// `Connection` does not contain the `upgrade` token (RFC 6455 §4.1, §4.2.2).
     ConnectionNotUpgrade,
@@ -119,9 +138,22 @@ impl fmt::Display for HandshakeError {
             HandshakeError::TooManyHeaders => write!(f, "more than {MAX_HEADERS} header lines"),
             HandshakeError::Malformed(why) => write!(f, "malformed HTTP: {why}"),
             HandshakeError::MethodNotGet => f.write_str("the opening handshake must be a GET request"),
-            HandshakeError::HttpVersion => f.write_str("the opening handshake needs HTTP/1.1 or later"),
-            HandshakeError::MissingHost => f.write_str("the request has no Host header"),
-            HandshakeError::UpgradeNotWebSocket => f.write_str("the Upgrade header does not name websocket"),
+            HandshakeError::HttpVersion => f.write_str("the opening handshake needs HTTP/1.1 (RFC 6455 §4.1)"),
+            HandshakeError::MissingHost => f.write_str("the request has no Host header (RFC 9112 §3.2)"),
+            HandshakeError::MultipleHosts => f.write_str("the request has more than one Host (RFC 9112 §3.2)"),
+            HandshakeError::InvalidHost => {
+                f.write_str("the Host header is not host[:port] (RFC 9112 §3.2, RFC 3986 §3.2.2)")
+            }
+            HandshakeError::HostMismatch => {
+                f.write_str("the request target's authority is not the Host header (RFC 9112 §3.2.2)")
+            }
+            HandshakeError::InvalidTarget(why) => write!(f, "invalid request target: {why}"),
+            HandshakeError::RequestBody => f.write_str(
+                "an upgrade request must not carry a body (Transfer-Encoding, or Content-Length other than 0)",
+            ),
+            HandshakeError::UpgradeNotWebSocket => {
+                f.write_str("the Upgrade header does not name websocket (RFC 6455 §4)")
+            }
             HandshakeError::ConnectionNotUpgrade => f.write_str("the Connection header does not contain 'upgrade'"),
             HandshakeError::InvalidKey => f.write_str("Sec-WebSocket-Key is missing or not 16 bytes of base64"),
             HandshakeError::UnsupportedVersion => f.write_str("Sec-WebSocket-Version is missing or not 13"),
@@ -251,9 +283,23 @@ pub(crate) fn is_token(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(is_tchar)
 }
 
-/// Whether `v` can be a header value: no CR, LF or NUL (header injection).
+/// Whether `v` is a field value (RFC 9110 §5.5): visible characters,
+/// obs-text (non-ASCII) and inner spaces or tabs; no control character
+/// (CR and LF would end the line: header injection), no leading or
+/// trailing whitespace.
 pub(crate) fn is_header_value(v: &str) -> bool {
-    !v.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0))
+    let b = v.as_bytes();
+    let field_vchar = |c: &u8| c.is_ascii_graphic() || !c.is_ascii();
+    b.iter().all(|c| field_vchar(c) || matches!(c, b' ' | b'\t'))
+        && b.first().is_none_or(field_vchar)
+        && b.last().is_none_or(field_vchar)
+}
+
+/// Whether header `name` is one of `reserved` (case-insensitive), or a
+/// `Sec-WebSocket-*` header when `sec_websocket` is set.
+pub(crate) fn is_reserved(name: &str, reserved: &[&str], sec_websocket: bool) -> bool {
+    reserved.iter().any(|r| name.eq_ignore_ascii_case(r))
+        || (sec_websocket && name.get(..14).is_some_and(|p| p.eq_ignore_ascii_case("sec-websocket-")))
 }
 
 fn map_parse_error(e: httparse::Error) -> HandshakeError {

@@ -838,7 +838,7 @@ mod tests {
     fn refusal_is_403() {
         let response = OriginError::NotAllowed(origin("http://evil.example")).response();
         let mut out = Vec::new();
-        response.encode(&mut out);
+        response.encode(false, &mut out);
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{text}");
         assert!(text.ends_with("origin http://evil.example is not allowed\n"), "{text}");

@@ -1,7 +1,10 @@
 //! The server side of the opening handshake (RFC 6455 §4.2): parsing the
 //! request, and the responses that accept or reject it.
 
-use super::{HandshakeError, Headers, MAX_HEADERS, accept_key, is_header_value, is_token, map_parse_error};
+use super::uri::{RequestTarget, parse_authority, parse_target};
+use super::{
+    HandshakeError, Headers, MAX_HEADERS, accept_key, is_header_value, is_reserved, is_token, map_parse_error, trim,
+};
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -13,12 +16,19 @@ use bytes::Bytes;
 ///
 /// For a WebSocket upgrade ([`Event::Request`](crate::Event::Request)) it
 /// has passed every check of RFC 6455 §4.2.1; for a plain HTTP request
-/// ([`Event::HttpRequest`](crate::Event::HttpRequest)) only the parse.
+/// ([`Event::HttpRequest`](crate::Event::HttpRequest)) the parse and the
+/// rules of RFC 9112 §3.2 (`Host`, the request target).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {
     /// The method (`GET` for every upgrade).
     pub method: String,
-    /// The request target: path and query.
+    /// The request target in origin form: the absolute path and the query
+    /// (`/chat?room=1`), ASCII, never a fragment (RFC 9112 §3.2.1; RFC
+    /// 6455 §3's resource name). An absolute-form target (`GET
+    /// ws://host/chat`, RFC 9112 §3.2.2, which RFC 6455 §4.1 allows) is
+    /// reduced to this, its authority having matched `Host`. Only a plain
+    /// HTTP request may instead have `*` (OPTIONS, RFC 9112 §3.2.4) or
+    /// `host:port` (CONNECT, §3.2.3).
     pub path: String,
     /// All header lines.
     pub headers: Headers,
@@ -35,6 +45,15 @@ impl Request {
         self.headers.get_str("origin")
     }
 
+    /// The `Host` header: the authority the request is for, `host[:port]`
+    /// (RFC 9110 §7.2). The machine checked that there is exactly one, that
+    /// it is a valid authority (RFC 9112 §3.2) and, for an absolute-form
+    /// target, that it is the target's authority. `None` only for an
+    /// HTTP/1.0 plain request that sent none.
+    pub fn host(&self) -> Option<&str> {
+        self.headers.get_str("host").map(|h| h.trim_matches([' ', '\t']))
+    }
+
     /// Whether the request asks for a WebSocket upgrade (`Upgrade:
     /// websocket`). Every [`Event::Request`](crate::Event::Request) does;
     /// an [`Event::HttpRequest`](crate::Event::HttpRequest) does not.
@@ -44,8 +63,24 @@ impl Request {
 }
 
 /// A non-101 HTTP response: a rejection of an upgrade, or the answer to a
-/// plain HTTP request. It is sent with `Content-Length` and
-/// `Connection: close`.
+/// plain HTTP request. It is a final response (status 200–599) and the
+/// connection closes after it.
+///
+/// The crate writes the framing and the connection's fate: `Content-Length`
+/// (none on 204 and 304, RFC 9110 §8.6) and `Connection: close` (with
+/// `upgrade` when the response has an `Upgrade` header, RFC 9110 §7.8); a
+/// 426 without an `Upgrade` header gets `Upgrade: websocket` (RFC 9110
+/// §15.5.22). Those headers and the ones only a 101 carries
+/// (`Sec-WebSocket-Accept`, `-Protocol`, `-Extensions`) cannot be added,
+/// a 204 or 304 cannot have a body (RFC 9110 §6.4.1), and header names
+/// must be tokens and values field values (RFC 9110 §5.1, §5.5). A
+/// response that breaks one of these rules is refused, with the
+/// [`Misuse`](crate::Misuse) naming it, by
+/// [`check`](HttpResponse::check) and by the calls that send it
+/// ([`Connection::reject`](crate::Connection::reject),
+/// [`respond`](crate::Connection::respond)); nothing is sent then.
+/// The answer to a `HEAD` request is sent without its body (RFC 9110
+/// §9.3.2).
 ///
 /// ```
 /// use wsmachine::HttpResponse;
@@ -87,12 +122,37 @@ impl HttpResponse {
         self.status
     }
 
-    /// Checks the status (three digits, not 101) and the header lines.
+    /// Checks the status, the header lines and the body against the rules
+    /// the type's documentation lists.
     pub(crate) fn validate(&self) -> Result<(), InvalidHead> {
-        if !(100..=999).contains(&self.status) || self.status == 101 {
+        // RFC 9110 §15.2: a 1xx is interim, and the client would wait for
+        // the final response that never comes; 101 is `accept`'s.
+        if !(200..=599).contains(&self.status) {
             return Err(InvalidHead::Status(self.status));
         }
-        check_headers(&self.headers)
+        check_headers(&self.headers)?;
+        // RFC 9112 §6, RFC 9110 §7.6.1: the framing and the connection's
+        // fate are the crate's; RFC 6455 §4.2.2: these belong to a 101.
+        const OWNED: &[&str] = &[
+            "content-length",
+            "transfer-encoding",
+            "connection",
+            "sec-websocket-accept",
+            "sec-websocket-protocol",
+            "sec-websocket-extensions",
+        ];
+        check_reserved(&self.headers, OWNED, false)?;
+        // RFC 9110 §6.4.1: 204 and 304 responses have no content.
+        if !self.body.is_empty() && !self.may_have_content() {
+            return Err(InvalidHead::Body(self.status));
+        }
+        Ok(())
+    }
+
+    /// RFC 9110 §6.4.1, §8.6: 204 and 304 carry neither content nor
+    /// `Content-Length` (1xx never get here).
+    fn may_have_content(&self) -> bool {
+        !matches!(self.status, 204 | 304)
     }
 
     /// The response the server sends when the handshake broke a rule.
@@ -107,13 +167,32 @@ impl HttpResponse {
         r.body(format!("{e}\n"))
     }
 
-    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+    /// Writes the response (already validated). `head_request`: the answer
+    /// to a `HEAD`, sent without the body (RFC 9110 §9.3.2) but with the
+    /// `Content-Length` a `GET` would have had (§8.6).
+    pub(crate) fn encode(&self, head_request: bool, out: &mut Vec<u8>) {
         out.extend_from_slice(format!("HTTP/1.1 {} {}\r\n", self.status, reason_phrase(self.status)).as_bytes());
         for (n, v) in &self.headers {
             out.extend_from_slice(format!("{n}: {v}\r\n").as_bytes());
         }
-        out.extend_from_slice(format!("Content-Length: {}\r\nConnection: close\r\n\r\n", self.body.len()).as_bytes());
-        out.extend_from_slice(&self.body);
+        let mut upgrade = self.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("upgrade"));
+        if self.status == 426 && !upgrade {
+            // RFC 9110 §15.5.22: a 426 names the protocol to upgrade to.
+            out.extend_from_slice(b"Upgrade: websocket\r\n");
+            upgrade = true;
+        }
+        if self.may_have_content() {
+            out.extend_from_slice(format!("Content-Length: {}\r\n", self.body.len()).as_bytes());
+        }
+        // RFC 9110 §7.8: whoever sends Upgrade lists it in Connection.
+        out.extend_from_slice(if upgrade {
+            &b"Connection: upgrade, close\r\n\r\n"[..]
+        } else {
+            b"Connection: close\r\n\r\n"
+        });
+        if !head_request {
+            out.extend_from_slice(&self.body);
+        }
     }
 }
 
@@ -121,18 +200,36 @@ impl HttpResponse {
 /// the wire (mapped to [`Misuse`](crate::Misuse) a layer up).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum InvalidHead {
-    /// A status that is not three digits, or 101 outside `accept`.
+    /// A status outside 200–599 (101 is `accept`'s).
     Status(u16),
-    /// A header name that is not a token, or a value with CR, LF or NUL.
+    /// A header name that is not a token, or a value that is not a field value.
     Header(String),
+    /// A header the crate writes itself.
+    Reserved(String),
+    /// A body on a status that has none (204, 304).
+    Body(u16),
 }
 
-/// Every header name is a token and no value can end the line (header
-/// injection); the error names the first offending header.
+/// Every header name is a token (RFC 9110 §5.1) and every value a field
+/// value (RFC 9110 §5.5): nothing can end the line (header injection). The
+/// error names the first offending header.
 pub(crate) fn check_headers(headers: &[(String, String)]) -> Result<(), InvalidHead> {
     match headers.iter().find(|(n, v)| !is_token(n) || !is_header_value(v)) {
         None => Ok(()),
         Some((n, _)) => Err(InvalidHead::Header(n.clone())),
+    }
+}
+
+/// None of `headers` is one the crate writes itself: one of `owned`, or
+/// (with `sec_websocket`) any `Sec-WebSocket-*`.
+pub(crate) fn check_reserved(
+    headers: &[(String, String)],
+    owned: &[&str],
+    sec_websocket: bool,
+) -> Result<(), InvalidHead> {
+    match headers.iter().find(|(n, _)| is_reserved(n, owned, sec_websocket)) {
+        None => Ok(()),
+        Some((n, _)) => Err(InvalidHead::Reserved(n.clone())),
     }
 }
 
@@ -176,7 +273,8 @@ pub(crate) fn list_of(headers: &Headers, name: &str) -> Vec<String> {
         .collect()
 }
 
-/// Parses and checks a request head (RFC 6455 §4.2.1). `Ok(None)`: incomplete.
+/// Parses and checks a request head (RFC 9112 §3.2, RFC 6455 §4.2.1).
+/// `Ok(None)`: incomplete.
 pub(crate) fn parse_request(buf: &[u8]) -> Result<Option<(Parsed, usize)>, HandshakeError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
@@ -186,36 +284,115 @@ pub(crate) fn parse_request(buf: &[u8]) -> Result<Option<(Parsed, usize)>, Hands
         Err(e) => return Err(map_parse_error(e)),
     };
     let headers = Headers::from_parsed(req.headers);
+    let method = req.method.unwrap_or("");
+    let target = parse_target(req.path.unwrap_or("")).map_err(HandshakeError::InvalidTarget)?;
+    let http11 = req.version == Some(1);
+    // A request that does not ask for websocket is plain HTTP: the
+    // application may answer it (serve a page, a health check), once it
+    // passed RFC 9112 §3.2.
+    let upgrade = headers.has_token("upgrade", "websocket");
+    let key = if upgrade {
+        // RFC 6455 §4.2.1, items 1–6, in order.
+        if method != "GET" {
+            return Err(HandshakeError::MethodNotGet);
+        }
+        if !http11 {
+            return Err(HandshakeError::HttpVersion);
+        }
+        // RFC 6455 §4.1 item 3: the resource name, or an absolute http(s) URI.
+        if !matches!(target, RequestTarget::Origin(_) | RequestTarget::Absolute { .. }) {
+            return Err(HandshakeError::InvalidTarget(
+                "an upgrade's target is a path (origin form) or an absolute URI (RFC 6455 §4.1)",
+            ));
+        }
+        Some(check_upgrade_headers(&headers)?)
+    } else {
+        check_host(&headers, http11)?;
+        match (&target, method) {
+            (RequestTarget::Asterisk, "OPTIONS") | (RequestTarget::Authority(_), "CONNECT") => {}
+            (RequestTarget::Asterisk, _) => {
+                return Err(HandshakeError::InvalidTarget(
+                    "'*' is only for OPTIONS (RFC 9112 §3.2.4)",
+                ));
+            }
+            (RequestTarget::Authority(_), _) => {
+                return Err(HandshakeError::InvalidTarget(
+                    "the authority form is only for CONNECT (RFC 9112 §3.2.3)",
+                ));
+            }
+            _ => {}
+        }
+        None
+    };
+    let path = match target {
+        RequestTarget::Origin(p) | RequestTarget::Authority(p) => String::from(p),
+        RequestTarget::Asterisk => String::from("*"),
+        RequestTarget::Absolute { authority, path } => {
+            // RFC 9112 §3.2.2: the target's authority is the one that
+            // counts, and §3.2 has the client send it as Host too; where
+            // they differ, the application (which reads Host) and a proxy
+            // (which reads the target) could route the request apart.
+            let host = headers.get("host").map(trim);
+            if host.is_some_and(|h| !h.eq_ignore_ascii_case(authority.as_bytes())) {
+                return Err(HandshakeError::HostMismatch);
+            }
+            path
+        }
+    };
     let request = Request {
-        method: req.method.unwrap_or("").to_string(),
-        path: req.path.unwrap_or("").to_string(),
+        method: String::from(method),
+        path,
         protocols: list_of(&headers, "sec-websocket-protocol"),
         extensions: list_of(&headers, "sec-websocket-extensions"),
         headers,
     };
-    // A request that does not ask for websocket is plain HTTP: the
-    // application may answer it (serve a page, a health check).
-    if !request.headers.has_token("upgrade", "websocket") {
-        return Ok(Some((Parsed::Http(request), len)));
+    let parsed = match key {
+        Some(key) => Parsed::Upgrade(request, key),
+        None => Parsed::Http(request),
+    };
+    Ok(Some((parsed, len)))
+}
+
+/// RFC 9112 §3.2: exactly one `Host` (required in HTTP/1.1), whose value is
+/// an authority with a non-empty host (RFC 9110 §4.2.1, §7.2; RFC 3986
+/// §3.2.2); a list is more than one.
+fn check_host(headers: &Headers, required: bool) -> Result<(), HandshakeError> {
+    let mut hosts = headers.get_all("host");
+    match (hosts.next(), hosts.next()) {
+        (None, _) if required => Err(HandshakeError::MissingHost),
+        (None, _) => Ok(()),
+        (Some(_), Some(_)) => Err(HandshakeError::MultipleHosts),
+        (Some(h), None) if h.contains(&b',') => Err(HandshakeError::MultipleHosts),
+        (Some(h), None) => match core::str::from_utf8(trim(h)).map(parse_authority) {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(HandshakeError::InvalidHost),
+        },
     }
-    // RFC 6455 §4.2.1, items 1–6, in order.
-    if request.method != "GET" {
-        return Err(HandshakeError::MethodNotGet);
+}
+
+/// RFC 9112 §6.3: a request has a body when it has `Transfer-Encoding` or
+/// a `Content-Length` (other than 0). An upgrade's bytes after the head are
+/// frames (RFC 6455 §4.1), so a body would make a proxy in front and this
+/// server disagree about where the frames start.
+fn check_no_body(headers: &Headers) -> Result<(), HandshakeError> {
+    if headers.get("transfer-encoding").is_some() {
+        return Err(HandshakeError::RequestBody);
     }
-    if req.version != Some(1) {
-        return Err(HandshakeError::HttpVersion);
+    let mut lengths = headers.get_all("content-length").flat_map(|v| v.split(|&b| b == b','));
+    match lengths.all(|l| {
+        let l = trim(l);
+        !l.is_empty() && l.iter().all(|&b| b == b'0')
+    }) {
+        true => Ok(()),
+        false => Err(HandshakeError::RequestBody),
     }
-    let key = check_upgrade_headers(&request.headers)?;
-    Ok(Some((Parsed::Upgrade(request, key), len)))
 }
 
 /// RFC 6455 §4.2.1, items 2 and 4–6 (after the method and the HTTP
-/// version): `Host`, `Connection: Upgrade`, version 13 and a 16-byte key.
-/// Returns the key.
+/// version): `Host`, `Connection: Upgrade`, version 13 and a 16-byte key;
+/// and no body. Returns the key.
 fn check_upgrade_headers(headers: &Headers) -> Result<String, HandshakeError> {
-    if headers.get("host").is_none() {
-        return Err(HandshakeError::MissingHost);
-    }
+    check_host(headers, true)?;
     if !headers.has_token("connection", "upgrade") {
         return Err(HandshakeError::ConnectionNotUpgrade);
     }
@@ -223,14 +400,14 @@ fn check_upgrade_headers(headers: &Headers) -> Result<String, HandshakeError> {
     {
         let mut versions = headers.get_all("sec-websocket-version");
         match (versions.next(), versions.next()) {
-            (Some(v), None) if super::trim(v) == b"13" => {}
+            (Some(v), None) if trim(v) == b"13" => {}
             _ => return Err(HandshakeError::UnsupportedVersion),
         }
     }
     let key = {
         let mut keys = headers.get_all("sec-websocket-key");
         let key = match (keys.next(), keys.next()) {
-            (Some(k), None) => super::trim(k),
+            (Some(k), None) => trim(k),
             _ => return Err(HandshakeError::InvalidKey),
         };
         let mut decoded = [0u8; 18];
@@ -240,14 +417,16 @@ fn check_upgrade_headers(headers: &Headers) -> Result<String, HandshakeError> {
         }
         String::from_utf8_lossy(key).into_owned()
     };
+    check_no_body(headers)?;
     Ok(key)
 }
 
 /// Checks an upgrade request that an HTTP server already parsed (hyper,
 /// axum, ...) with the same rules as [`Connection::server`](crate::Connection::server)
-/// (RFC 6455 §4.2.1) and returns the `Sec-WebSocket-Accept` value for its
-/// 101 response. The HTTP version (1.1 or later) is the HTTP server's to
-/// check. An error's [`status`](HandshakeError::status) is the status to
+/// (RFC 6455 §4.2.1; one valid `Host`, RFC 9112 §3.2; no body, RFC 9112
+/// §6.3) and returns the `Sec-WebSocket-Accept` value for its 101
+/// response. The HTTP version (1.1 or later) and the request target are
+/// the HTTP server's to check. An error's [`status`](HandshakeError::status) is the status to
 /// answer with (426 also names version 13 in `Sec-WebSocket-Version`).
 ///
 /// ```
@@ -373,7 +552,7 @@ mod tests {
         // RFC 6455 §4.4: the 426 answer names the supported version.
         let r = HttpResponse::for_error(&HandshakeError::UnsupportedVersion);
         let mut out = Vec::new();
-        r.encode(&mut out);
+        r.encode(false, &mut out);
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
         assert!(text.contains("Sec-WebSocket-Version: 13\r\n"));

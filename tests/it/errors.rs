@@ -371,3 +371,29 @@ fn valid_messages_before_a_violation_are_delivered() {
     assert_eq!(feed(&mut server, &bytes), expected);
     assert_eq!(single_close_code(&mut server), Some(1002));
 }
+
+// The peer's handshake faults map to their HTTP status in one place
+// (`HandshakeError::status`), and each says which rule it broke: RFC 9112
+// §3.2 (Host, the request target) and §6.3 (a body) are 400s; RFC 6455
+// §4.4's version is 426, RFC 9110 §15.5.6's method 405, RFC 6585 §5's size
+// 431.
+#[test]
+fn handshake_errors_map_to_their_status() {
+    use wsmachine::HandshakeError as H;
+    for (error, status, rule) in [
+        (H::MissingHost, 400, "RFC 9112 §3.2"),
+        (H::MultipleHosts, 400, "RFC 9112 §3.2"),
+        (H::InvalidHost, 400, "RFC 9112 §3.2"),
+        (H::HostMismatch, 400, "RFC 9112 §3.2.2"),
+        (H::InvalidTarget("x"), 400, "invalid request target"),
+        (H::RequestBody, 400, "must not carry a body"),
+        (H::HttpVersion, 400, "RFC 6455 §4.1"),
+        (H::UpgradeNotWebSocket, 400, "RFC 6455 §4"),
+        (H::UnsupportedVersion, 426, "13"),
+        (H::MethodNotGet, 405, "GET"),
+        (H::TooManyHeaders, 431, "header lines"),
+    ] {
+        assert_eq!(error.status(), status, "{error:?}");
+        assert!(error.to_string().contains(rule), "{error}");
+    }
+}

@@ -7,12 +7,12 @@ use wsmachine::{
     PendingRequest, ReadyState, Role,
 };
 
-fn handshake_error(error: HandshakeError) -> Event {
+pub(crate) fn handshake_error(error: HandshakeError) -> Event {
     Event::Error(Failure::Handshake { error, response: None })
 }
 
 /// Feeds `request` to a fresh server and returns (events, output text).
-fn serve(config: Config, request: &[u8]) -> (Connection, Vec<Event>, String) {
+pub(crate) fn serve(config: Config, request: &[u8]) -> (Connection, Vec<Event>, String) {
     let mut server = Connection::server(config);
     let evs = feed(&mut server, request);
     let out = String::from_utf8(take_output(&mut server)).unwrap();
@@ -21,11 +21,13 @@ fn serve(config: Config, request: &[u8]) -> (Connection, Vec<Event>, String) {
 
 /// A server rejected the request with `status`: checks the status line,
 /// `Connection: close`, the events, and the CLOSED state.
-fn assert_rejected(config: Config, request: &[u8], status_line: &str, error: HandshakeError) -> String {
+pub(crate) fn assert_rejected(config: Config, request: &[u8], status_line: &str, error: HandshakeError) -> String {
     let (server, evs, out) = serve(config, request);
     assert!(out.starts_with(status_line), "{out}");
     let (head, body) = split_head(out.as_bytes());
-    assert_eq!(header_value(&head, "Connection").as_deref(), Some("close"));
+    // RFC 9110 §7.6.1: `close` (with `upgrade` beside it on a 426, §7.8).
+    let connection = header_value(&head, "Connection").unwrap_or_default();
+    assert!(connection.split(',').any(|t| t.trim() == "close"), "{head}");
     assert_eq!(header_value(&head, "Content-Length"), Some(body.len().to_string()));
     assert_eq!(evs, [handshake_error(error), closed(1006, "", false)]);
     assert_eq!(server.state(), ReadyState::Closed);
@@ -192,7 +194,7 @@ fn server_may_choose_no_subprotocol() {
 }
 
 /// Runs a client against a hand-written response; returns its events.
-fn client_gets(offered: &[&str], response: impl FnOnce(&str) -> String) -> (Connection, Vec<Event>) {
+pub(crate) fn client_gets(offered: &[&str], response: impl FnOnce(&str) -> String) -> (Connection, Vec<Event>) {
     let mut req = client_request();
     for p in offered {
         req = req.protocol(p);
@@ -204,7 +206,7 @@ fn client_gets(offered: &[&str], response: impl FnOnce(&str) -> String) -> (Conn
 }
 
 /// The client failed its handshake with `expected`, keeping the response.
-fn assert_client_failed(client: &Connection, evs: &[Event], expected: HandshakeError, status: u16) {
+pub(crate) fn assert_client_failed(client: &Connection, evs: &[Event], expected: HandshakeError, status: u16) {
     let [
         Event::Error(Failure::Handshake {
             error,

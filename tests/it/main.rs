@@ -30,6 +30,7 @@ mod errors;
 mod fuzz_regressions;
 mod game_loop;
 mod handshake;
+mod http_rules;
 #[cfg(all(feature = "tokio", feature = "deflate"))]
 mod hyper_upgrade;
 mod limits;
