@@ -29,7 +29,7 @@ use tokio::net::TcpListener;
 use wsmachine::deflate::DeflateConfig;
 use wsmachine::handshake::{HandshakeError, Header, Headers};
 use wsmachine::tokio::{Error, WebSocketStream};
-use wsmachine::{Accept, Bytes, Config, Connection, Event, Message, Upgrade, UpgradeError};
+use wsmachine::{Accept, Bytes, Config, Connection, Event, Message, OriginPolicy, Upgrade, UpgradeError};
 
 /// Serves HTTP/1.1 on every connection `listener` accepts, with upgrades.
 pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
@@ -64,6 +64,14 @@ async fn handle(mut request: Request<Incoming>) -> Result<Response<Full<Bytes>>,
     let mut accept = Accept::new().deflate(DeflateConfig::default());
     if headers.has_token("sec-websocket-protocol", "echo") {
         accept = accept.protocol("echo");
+    }
+    // RFC 6455 §10.2: only pages of this server's own origin may open a socket.
+    if let Err(e) = OriginPolicy::same_origin().check_headers(&headers) {
+        return Ok(Response::builder()
+            .status(e.status())
+            .header(CONTENT_TYPE, "text/plain; charset=utf-8")
+            .body(Full::new(Bytes::from(format!("{e}\n"))))
+            .expect("a valid response"));
     }
     let upgrade = match Upgrade::new(request.method().as_str(), &headers, accept) {
         // RFC 6455 §4.1: an upgrade needs HTTP/1.1 or later.

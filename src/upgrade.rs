@@ -189,11 +189,6 @@ impl ClientRequest {
         Ok(())
     }
 
-    /// What [`Connection::client`](crate::Connection::client) checks.
-    pub(crate) fn validate(&self) -> Result<(), Misuse> {
-        self.check()
-    }
-
     /// Writes the request head with the given `Sec-WebSocket-Key`.
     pub(crate) fn encode(&self, key: &str, out: &mut Vec<u8>) {
         let offer = self.extensions.header_value();
@@ -553,16 +548,16 @@ mod tests {
     #[test]
     fn builder_inputs_are_validated() {
         assert_eq!(
-            ClientRequest::new("h", 80, "/").protocol("bad name").validate(),
+            ClientRequest::new("h", 80, "/").protocol("bad name").check(),
             Err(Misuse::InvalidSubprotocol("bad name".into()))
         );
         assert_eq!(
             ClientRequest::new("h", 80, "/")
                 .header("X", "a\r\nInjected: 1")
-                .validate(),
+                .check(),
             Err(Misuse::InvalidHeader { name: "X".into() })
         );
-        assert_eq!(ClientRequest::new("h", 80, "/x y").validate(), Err(Misuse::InvalidPath));
-        assert!(ClientRequest::new("h", 80, "/").header("X", "fine").validate().is_ok());
+        assert_eq!(ClientRequest::new("h", 80, "/x y").check(), Err(Misuse::InvalidPath));
+        assert!(ClientRequest::new("h", 80, "/").header("X", "fine").check().is_ok());
     }
 }

@@ -127,7 +127,7 @@ impl Connection {
         config: Config,
         rng: impl RandomSource + 'static,
     ) -> Result<Self, Error> {
-        request.validate()?;
+        request.check()?;
         let mut rng: Box<dyn RandomSource> = Box::new(rng);
         // RFC 6455 §4.1: a random 16-byte nonce, base64-encoded.
         let mut nonce = [0u8; 16];
