@@ -433,11 +433,25 @@ pub fn accept_with<S: Transport>(
 
 /// Client side: connects to a `ws://` URL over TCP and runs the handshake.
 /// Returns the OPEN socket and the server's response.
+///
+/// Each address the host resolves to is tried for at most the handshake
+/// timeout (`Config::handshake_timeout`, 10 s), which then bounds the
+/// handshake itself.
 pub fn connect(url: &str) -> Result<(WebSocket<TcpStream>, Box<Response>), Error> {
+    use std::net::ToSocketAddrs;
     let (request, host, port) = tcp_target(url)?;
-    let stream = TcpStream::connect((host.as_str(), port))?;
-    let _ = stream.set_nodelay(true);
-    connect_with(stream, request, Config::default())
+    let config = Config::default();
+    let mut last = io::Error::new(ErrorKind::NotFound, "the host resolved to no address");
+    for addr in (host.as_str(), port).to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, config.handshake_timeout) {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                return connect_with(stream, request, config);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(Error::Io(last))
 }
 
 /// Client side over any stream (for example a TLS stream): sends `request`

@@ -666,11 +666,20 @@ pub async fn accept_with<T: AsyncRead + AsyncWrite + Unpin>(
 /// Client side: connects to a `ws://` URL over TCP and runs the handshake.
 /// Returns the OPEN stream and the server's response. For `wss://`, open a
 /// TLS stream and use [`connect_with`].
+///
+/// Connecting takes at most the handshake timeout
+/// (`Config::handshake_timeout`, 10 s; then `Error::Io` with
+/// `ErrorKind::TimedOut`), which then bounds the handshake itself.
 pub async fn connect(url: &str) -> Result<(WebSocketStream<TcpStream>, Box<Response>), Error> {
     let (request, host, port) = tcp_target(url)?;
-    let stream = TcpStream::connect((host.as_str(), port)).await?;
+    let config = Config::default();
+    let connecting = TcpStream::connect((host.as_str(), port));
+    let stream = match ::tokio::time::timeout(config.handshake_timeout, connecting).await {
+        Ok(connected) => connected?,
+        Err(_) => return Err(Error::Io(ErrorKind::TimedOut.into())),
+    };
     let _ = stream.set_nodelay(true);
-    connect_with(stream, request, Config::default()).await
+    connect_with(stream, request, config).await
 }
 
 /// Client side over any stream (for example a TLS stream): sends `request`
