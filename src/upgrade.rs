@@ -552,9 +552,7 @@ mod tests {
             Err(Misuse::InvalidSubprotocol("bad name".into()))
         );
         assert_eq!(
-            ClientRequest::new("h", 80, "/")
-                .header("X", "a\r\nInjected: 1")
-                .check(),
+            ClientRequest::new("h", 80, "/").header("X", "a\r\nInjected: 1").check(),
             Err(Misuse::InvalidHeader { name: "X".into() })
         );
         assert_eq!(ClientRequest::new("h", 80, "/x y").check(), Err(Misuse::InvalidPath));
