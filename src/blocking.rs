@@ -294,9 +294,11 @@ impl<S: Transport> WebSocket<S> {
     /// the handshake and close timeouts fire while the peer is silent.
     pub fn read(&mut self) -> Result<Event, Error> {
         loop {
-            self.flush_queued()?;
+            // Pass the time in first (a timer may queue a frame: a keepalive
+            // ping, a close), then write what is queued.
             let now = self.now();
             self.conn.handle_timeout(now);
+            self.flush_queued()?;
             if let Some(event) = self.conn.poll_event() {
                 return match event {
                     Event::Error(e) => {

@@ -281,7 +281,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             if self.finished {
                 return Poll::Ready(None);
             }
-            // Write pending output (answers, pongs, close replies) first.
+            // Pass the time in first (a timer may queue a frame: a keepalive
+            // ping, a close), then write pending output (answers, pongs, close
+            // replies).
+            self.poll_timer(cx);
             let written = self.poll_write_until(cx, 0);
             if let Some(info) = self.closed.take() {
                 // Our close reply is written (or cannot be) before CLOSED is reported.
@@ -297,7 +300,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                     return Poll::Ready(Some(Err(Error::Io(e))));
                 }
             }
-            self.poll_timer(cx);
             if let Some(event) = self.conn.poll_event() {
                 match event {
                     Event::Error(e) => return Poll::Ready(Some(Err(Error::Failed(e)))),

@@ -182,7 +182,9 @@ fn send_allocates_nothing_per_short_message() {
 }
 
 // An idle OPEN connection (handshake done, nothing pending) holds at most
-// 1 KiB: the struct plus what it keeps on the heap.
+// 1.25 KiB: the struct (settings, six timers, keepalive, the queues' heads)
+// plus what it keeps on the heap. (The drivers' figures with 10,000
+// connections, transport and task included, are in the README.)
 #[test]
 fn idle_open_connection_footprint() {
     let _g = SERIAL.lock().unwrap();
@@ -207,7 +209,7 @@ fn idle_open_connection_footprint() {
         "idle server connection: {} bytes struct + {heap} bytes heap = {total}",
         std::mem::size_of::<Connection>()
     );
-    assert!(total <= 1024, "idle OPEN server connection holds {total} bytes");
+    assert!(total <= 1280, "idle OPEN server connection holds {total} bytes");
 
     let before = alloc_count::bytes_this_thread();
     let conn = Connection::open_client(Config::default(), ChaCha20Rng::from_seed([0; 32]));
@@ -215,7 +217,7 @@ fn idle_open_connection_footprint() {
     let heap = (alloc_count::bytes_this_thread() - before) as usize;
     let total = heap + std::mem::size_of::<Connection>();
     eprintln!("idle client connection: {total} bytes");
-    assert!(total <= 1024, "idle OPEN client connection holds {total} bytes");
+    assert!(total <= 1280, "idle OPEN client connection holds {total} bytes");
     drop(conn);
 }
 

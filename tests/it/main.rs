@@ -33,6 +33,7 @@ mod handshake;
 mod http_rules;
 #[cfg(all(feature = "tokio", feature = "deflate"))]
 mod hyper_upgrade;
+mod keepalive;
 mod limits;
 mod messages;
 mod origin;

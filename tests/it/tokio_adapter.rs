@@ -523,3 +523,84 @@ async fn accept_gives_up_on_a_silent_client() {
         String::from_utf8_lossy(&answer)
     );
 }
+
+const RAW_UPGRADE: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+    Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+/// Reads up to the end of an HTTP head.
+async fn read_head<R: tokio::io::AsyncRead + Unpin>(r: &mut R) -> String {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(r.read_u8().await.unwrap());
+    }
+    String::from_utf8(head).unwrap()
+}
+
+// Keepalive through the tokio driver, with the default settings (Python
+// websockets': 20 s and 20 s): a peer that goes silent after the handshake
+// gets a ping after 20 s and, never answering, a close frame with 1011 after
+// 40 s; the application sees `Failure::KeepaliveTimeout`.
+#[tokio::test(start_paused = true)]
+async fn keepalive_pings_a_silent_peer_then_fails_with_1011() {
+    let (server_io, mut peer) = tokio::io::duplex(64 << 10);
+    let server = tokio::spawn(async move {
+        let mut ws = ws::accept(server_io).await?;
+        let mut seen = Vec::new();
+        while let Some(event) = ws.next().await {
+            seen.push(event.map_err(|e| e.to_string()));
+        }
+        Ok::<_, Error>(seen)
+    });
+    peer.write_all(RAW_UPGRADE).await.unwrap();
+    assert!(read_head(&mut peer).await.starts_with("HTTP/1.1 101 "));
+    let opened = tokio::time::Instant::now();
+    let mut ping = [0u8; 10];
+    peer.read_exact(&mut ping).await.unwrap();
+    assert_eq!(ping[..2], [0x89, 8], "an unmasked ping with an 8-byte payload");
+    assert_eq!(opened.elapsed(), Duration::from_secs(20));
+    let mut close = [0u8; 4];
+    peer.read_exact(&mut close).await.unwrap();
+    assert_eq!(close[0], 0x88);
+    assert_eq!(close[2..4], 1011u16.to_be_bytes());
+    assert_eq!(opened.elapsed(), Duration::from_secs(40));
+    let seen = server.await.unwrap().unwrap();
+    assert!(
+        matches!(&seen[..], [Err(e), Ok(Event::Closed(info))] if e.contains("keepalive") && info.code == CloseCode::INTERNAL_ERROR),
+        "{seen:?}"
+    );
+}
+
+// Keepalive answered: the peer's pong keeps the connection open, and the
+// round-trip time is there for the application.
+#[tokio::test(start_paused = true)]
+async fn keepalive_answered_gives_the_round_trip_time() {
+    let (server_io, mut peer) = tokio::io::duplex(64 << 10);
+    let (done_tx, done_rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let mut ws = ws::accept(server_io).await.unwrap();
+        let mut pongs = 0;
+        tokio::select! {
+            _ = async { while let Some(Ok(event)) = ws.next().await { if matches!(event, Event::Pong(_)) { pongs += 1; } } } => {}
+            _ = done_rx => {}
+        }
+        (pongs, ws.connection().keepalive_rtt(), ws.connection().state())
+    });
+    peer.write_all(RAW_UPGRADE).await.unwrap();
+    read_head(&mut peer).await;
+    for _ in 0..3 {
+        let mut ping = [0u8; 10];
+        peer.read_exact(&mut ping).await.unwrap();
+        assert_eq!(ping[0], 0x89);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        // The pong, masked with a zero key, carrying the ping's payload.
+        let mut pong = vec![0x8a, 0x88, 0, 0, 0, 0];
+        pong.extend_from_slice(&ping[2..]);
+        peer.write_all(&pong).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    done_tx.send(()).unwrap();
+    let (pongs, rtt, state) = server.await.unwrap();
+    assert_eq!(pongs, 3);
+    assert_eq!(rtt, Some(Duration::from_millis(30)));
+    assert_eq!(state, wsmachine::ReadyState::Open);
+}
