@@ -23,8 +23,9 @@ fn main() {
         eprintln!("{url}: {e}");
         exit(1);
     });
-    // Wake up every 20 ms to look at stdin.
-    let _ = ws.get_mut().set_read_timeout(Some(Duration::from_millis(20)));
+    // Wake up every 20 ms to look at stdin (the driver bounds reads by the
+    // machine's deadlines as well: keepalive, the close timeout).
+    ws.set_read_timeout(Some(Duration::from_millis(20)));
 
     // Lines from stdin arrive on a channel; `None` marks its end.
     let (tx, rx) = mpsc::channel::<Option<String>>();

@@ -146,6 +146,10 @@ pub struct WebSocket<S> {
     high_water: usize,
     /// The read timeout last set on the stream.
     read_timeout: Option<Duration>,
+    /// The caller's bound on a read ([`WebSocket::set_read_timeout`]).
+    user_timeout: Option<Duration>,
+    /// The read timeout set is the machine's deadline (not the caller's).
+    deadline_bound: bool,
 }
 
 impl<S: Transport> WebSocket<S> {
@@ -160,6 +164,8 @@ impl<S: Transport> WebSocket<S> {
             closed_returned: false,
             high_water: DEFAULT_HIGH_WATER_MARK,
             read_timeout: None,
+            user_timeout: None,
+            deadline_bound: false,
         }
     }
 
@@ -189,23 +195,49 @@ impl<S: Transport> WebSocket<S> {
         self.high_water = bytes;
     }
 
+    /// Bounds each blocking read to at most `timeout` (`None`: only the
+    /// machine's deadlines bound it); a read that waits that long returns
+    /// `WouldBlock`, so a loop can look at other work (as
+    /// `examples/client.rs` looks at stdin). Use this rather than the
+    /// socket's own read timeout, which the driver sets from the deadlines.
+    pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
+        self.user_timeout = timeout.filter(|t| !t.is_zero());
+    }
+
     /// Bounds the next read by the machine's next deadline (with a little
-    /// slack, see `timeout_slack`), or unbounds it when there is none.
+    /// slack, see `timeout_slack`) or the caller's read timeout, whichever
+    /// is sooner, or unbounds it when there is neither.
     fn bound_read(&mut self, now: crate::Instant) -> io::Result<()> {
         let wait = self
             .conn
             .poll_timeout()
             .map(|deadline| deadline.since_epoch().saturating_sub(now.since_epoch()));
-        let wanted = match (wait, self.read_timeout) {
-            (None, None) => return Ok(()),
-            (None, Some(_)) => None,
-            // Due already: the loop handles it before reading.
-            (Some(w), _) if w.is_zero() => return Ok(()),
-            (Some(w), Some(set)) if set >= w && set - w <= timeout_slack(w) => return Ok(()),
-            (Some(w), _) => Some(w),
+        // Due already: the loop handles it before reading.
+        if wait.is_some_and(|w| w.is_zero()) {
+            return Ok(());
+        }
+        self.deadline_bound = match (wait, self.user_timeout) {
+            (Some(w), Some(u)) => w <= u,
+            (Some(_), None) => true,
+            (None, _) => false,
         };
-        self.stream.set_read_timeout(wanted)?;
-        self.read_timeout = wanted;
+        let wanted = match (wait, self.user_timeout) {
+            (Some(w), Some(u)) if u < w => Some(u),
+            (Some(w), _) => {
+                if self
+                    .read_timeout
+                    .is_some_and(|set| set >= w && set - w <= timeout_slack(w))
+                {
+                    return Ok(());
+                }
+                Some(w)
+            }
+            (None, u) => u,
+        };
+        if wanted != self.read_timeout {
+            self.stream.set_read_timeout(wanted)?;
+            self.read_timeout = wanted;
+        }
         Ok(())
     }
 
@@ -339,13 +371,15 @@ impl<S: Transport> WebSocket<S> {
                 Ok(_) => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    // The read timeout this loop set ran out (a blocking
-                    // stream), or a deadline is due: go round, so the timer
-                    // fires and its events are returned. Otherwise it is a
+                    // The read timeout set from a deadline ran out (a
+                    // blocking stream), or a deadline is due: go round, so
+                    // the timer fires and its events are returned. Otherwise
+                    // the caller's read timeout ran out, or it is a
                     // non-blocking stream with nothing there yet.
-                    let ours = self
-                        .read_timeout
-                        .is_some_and(|t| started.elapsed() + Duration::from_millis(5) >= t);
+                    let ours = self.deadline_bound
+                        && self
+                            .read_timeout
+                            .is_some_and(|t| started.elapsed() + Duration::from_millis(5) >= t);
                     let now = self.now();
                     if ours || self.conn.poll_timeout().is_some_and(|d| d <= now) {
                         continue;

@@ -284,3 +284,35 @@ fn keepalive_fires_on_a_blocking_socket() {
     assert_eq!(close[0], 0x88, "then the close frame");
     assert_eq!(close[2..4], 1011u16.to_be_bytes());
 }
+
+// The caller's read timeout (`WebSocket::set_read_timeout`) and the
+// machine's deadlines bound a blocking read together: with keepalive due in
+// 20 s, a 50 ms read timeout still returns `WouldBlock` after 50 ms, and the
+// keepalive deadline is not lost.
+#[test]
+fn the_callers_read_timeout_and_the_deadlines_both_bound_a_read() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        let mut ws = blocking::accept(tcp).unwrap();
+        ws.set_read_timeout(Some(Duration::from_millis(50)));
+        let mut waits = Vec::new();
+        for _ in 0..5 {
+            let started = std::time::Instant::now();
+            let result = ws.read();
+            assert!(matches!(&result, Err(e) if e.is_would_block()), "{result:?}");
+            waits.push(started.elapsed());
+        }
+        (waits, ws.connection().poll_timeout().is_some())
+    });
+    let (_client, _) = blocking::connect(&format!("ws://127.0.0.1:{port}/")).unwrap();
+    let (waits, keepalive_pending) = server.join().unwrap();
+    for wait in waits {
+        assert!(
+            wait >= Duration::from_millis(45) && wait < Duration::from_secs(2),
+            "{wait:?}"
+        );
+    }
+    assert!(keepalive_pending, "the keepalive deadline is still there");
+}
