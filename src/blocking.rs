@@ -474,20 +474,60 @@ pub fn accept_with<S: Transport>(
 /// timeout (`Config::handshake_timeout`, 10 s), which then bounds the
 /// handshake itself.
 pub fn connect(url: &str) -> Result<(WebSocket<TcpStream>, Box<Response>), Error> {
-    use std::net::ToSocketAddrs;
     let (request, host, port) = tcp_target(url)?;
     let config = Config::default();
+    let stream = connect_tcp(&host, port, config.handshake_timeout)?;
+    connect_with(stream, request, config)
+}
+
+/// Opens a TCP connection to `host` (an IPv6 address without brackets) and
+/// `port`, trying each address it resolves to for at most `timeout`.
+fn connect_tcp(host: &str, port: u16, timeout: Duration) -> io::Result<TcpStream> {
+    use std::net::ToSocketAddrs;
     let mut last = io::Error::new(ErrorKind::NotFound, "the host resolved to no address");
-    for addr in (host.as_str(), port).to_socket_addrs()? {
-        match TcpStream::connect_timeout(&addr, config.handshake_timeout) {
+    for addr in (host, port).to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, timeout) {
             Ok(stream) => {
                 let _ = stream.set_nodelay(true);
-                return connect_with(stream, request, config);
+                return Ok(stream);
             }
             Err(e) => last = e,
         }
     }
-    Err(Error::Io(last))
+    Err(last)
+}
+
+/// Client side, through `proxy` (HTTP `CONNECT` or SOCKS5) when it is
+/// given, directly otherwise: opens the tunnel to the URL's host and port,
+/// then runs the handshake over it. The whole (TCP connect, tunnel) is
+/// bounded by the handshake timeout, as `connect` is. Take the proxy from
+/// the environment, curl's way, with [`Proxy::from_env`](crate::proxy::Proxy::from_env):
+///
+/// ```no_run
+/// use wsmachine::blocking;
+/// use wsmachine::proxy::Proxy;
+/// let url = "ws://echo.example/";
+/// let proxy = Proxy::from_env(url)?;
+/// let (ws, _response) = blocking::connect_via(url, proxy.as_ref())?;
+/// # let _ = ws;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn connect_via(
+    url: &str,
+    proxy: Option<&crate::proxy::Proxy>,
+) -> Result<(WebSocket<TcpStream>, Box<Response>), Error> {
+    let Some(proxy) = proxy else {
+        return connect(url);
+    };
+    let (request, _, port) = tcp_target(url)?;
+    let config = Config::default();
+    let proxy_host = proxy.host.trim_start_matches('[').trim_end_matches(']');
+    let mut stream = connect_tcp(proxy_host, proxy.port, config.handshake_timeout)?;
+    // The proxy's answer is part of the handshake: bounded the same way.
+    stream.set_read_timeout(Some(config.handshake_timeout))?;
+    crate::proxy::tunnel_blocking(&mut stream, proxy, request.host(), port)?;
+    stream.set_read_timeout(None)?;
+    connect_with(stream, request, config)
 }
 
 /// Client side over any stream (for example a TLS stream): sends `request`

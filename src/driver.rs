@@ -30,6 +30,9 @@ pub enum Error {
     Refused(crate::Error),
     /// The URL given to `connect` is not a usable `ws://` URL.
     Url(UrlError),
+    /// The proxy could not be used, or refused the tunnel; says how (its
+    /// HTTP status, its SOCKS5 reply).
+    Proxy(crate::proxy::ProxyError),
     /// `connect` was given a `wss://` URL: TLS is not built in yet; open a
     /// TLS stream and use `connect_with`.
     TlsNotSupported,
@@ -48,6 +51,7 @@ impl core::fmt::Display for Error {
             Error::Failed(e) => write!(f, "websocket: {e}"),
             Error::Refused(e) => write!(f, "refused: {e}"),
             Error::Url(e) => write!(f, "URL: {e}"),
+            Error::Proxy(e) => write!(f, "proxy: {e}"),
             Error::TlsNotSupported => f.write_str("wss:// needs a TLS stream: use connect_with"),
             Error::NotUpgraded => f.write_str("the request was answered without a WebSocket upgrade"),
             Error::Closed => f.write_str("the connection is closed"),
@@ -61,6 +65,7 @@ impl std::error::Error for Error {
             Error::Io(e) => Some(e),
             Error::Failed(e) => Some(e),
             Error::Refused(e) => Some(e),
+            Error::Proxy(e) => Some(e),
             _ => None,
         }
     }
@@ -81,6 +86,12 @@ impl From<crate::Error> for Error {
 impl From<Failure> for Error {
     fn from(e: Failure) -> Self {
         Error::Failed(e)
+    }
+}
+
+impl From<crate::proxy::ProxyError> for Error {
+    fn from(e: crate::proxy::ProxyError) -> Self {
+        Error::Proxy(e)
     }
 }
 

@@ -529,6 +529,81 @@ impl ProxyHandshake {
     }
 }
 
+/// Runs the handshake with `proxy` over a blocking `stream` (connected to
+/// the proxy), opening a tunnel to `host:port`.
+#[cfg(feature = "std")]
+pub(crate) fn tunnel_blocking<S: std::io::Read + std::io::Write>(
+    stream: &mut S,
+    proxy: &Proxy,
+    host: &str,
+    port: u16,
+) -> Result<(), crate::driver::Error> {
+    let mut handshake = ProxyHandshake::new(proxy, host, port);
+    let mut buf = [0u8; 512];
+    loop {
+        if !handshake.output().is_empty() {
+            stream.write_all(handshake.output())?;
+            stream.flush()?;
+            let n = handshake.output().len();
+            handshake.consume_output(n);
+        }
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return Err(crate::driver::Error::Proxy(ProxyError::Malformed(
+                "the proxy closed the connection before the tunnel was open",
+            )));
+        }
+        if let Progress::Done { leftover } = handshake.receive(&buf[..n])? {
+            return tunnel_done(&leftover);
+        }
+    }
+}
+
+/// Runs the handshake with `proxy` over an async `stream` (connected to the
+/// proxy), opening a tunnel to `host:port`.
+#[cfg(feature = "tokio")]
+pub(crate) async fn tunnel_async<S: ::tokio::io::AsyncRead + ::tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
+    proxy: &Proxy,
+    host: &str,
+    port: u16,
+) -> Result<(), crate::driver::Error> {
+    use ::tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut handshake = ProxyHandshake::new(proxy, host, port);
+    let mut buf = [0u8; 512];
+    loop {
+        if !handshake.output().is_empty() {
+            stream.write_all(handshake.output()).await?;
+            stream.flush().await?;
+            let n = handshake.output().len();
+            handshake.consume_output(n);
+        }
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Err(crate::driver::Error::Proxy(ProxyError::Malformed(
+                "the proxy closed the connection before the tunnel was open",
+            )));
+        }
+        if let Progress::Done { leftover } = handshake.receive(&buf[..n])? {
+            return tunnel_done(&leftover);
+        }
+    }
+}
+
+/// The tunnel is open. A target speaks only once the client has (its TLS
+/// or HTTP handshake), so bytes that came with the proxy's answer mean the
+/// proxy is not a transparent tunnel.
+#[cfg(feature = "std")]
+fn tunnel_done(leftover: &[u8]) -> Result<(), crate::driver::Error> {
+    if leftover.is_empty() {
+        Ok(())
+    } else {
+        Err(crate::driver::Error::Proxy(ProxyError::Malformed(
+            "bytes after the answer, before the client spoke",
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

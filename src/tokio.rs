@@ -684,6 +684,35 @@ pub async fn connect(url: &str) -> Result<(WebSocketStream<TcpStream>, Box<Respo
     connect_with(stream, request, config).await
 }
 
+/// Client side, through `proxy` (HTTP `CONNECT` or SOCKS5) when it is
+/// given, directly otherwise: opens the tunnel to the URL's host and port,
+/// then runs the handshake over it. Connecting and the tunnel take at most
+/// the handshake timeout together, as `connect`'s TCP connect does. Take
+/// the proxy from the environment, curl's way, with
+/// [`Proxy::from_env`](crate::proxy::Proxy::from_env).
+pub async fn connect_via(
+    url: &str,
+    proxy: Option<&crate::proxy::Proxy>,
+) -> Result<(WebSocketStream<TcpStream>, Box<Response>), Error> {
+    let Some(proxy) = proxy else {
+        return connect(url).await;
+    };
+    let (request, _, port) = tcp_target(url)?;
+    let config = Config::default();
+    let proxy_host = proxy.host.trim_start_matches('[').trim_end_matches(']');
+    let tunnel = async {
+        let mut stream = TcpStream::connect((proxy_host, proxy.port)).await?;
+        let _ = stream.set_nodelay(true);
+        crate::proxy::tunnel_async(&mut stream, proxy, request.host(), port).await?;
+        Ok::<_, Error>(stream)
+    };
+    let stream = match ::tokio::time::timeout(config.handshake_timeout, tunnel).await {
+        Ok(stream) => stream?,
+        Err(_) => return Err(Error::Io(ErrorKind::TimedOut.into())),
+    };
+    connect_with(stream, request, config).await
+}
+
 /// Client side over any stream (for example a TLS stream): sends `request`
 /// and runs the handshake. Returns the OPEN stream and the server's response.
 pub async fn connect_with<T: AsyncRead + AsyncWrite + Unpin>(

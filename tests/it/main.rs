@@ -38,5 +38,6 @@ mod limits;
 mod messages;
 mod origin;
 mod properties;
+mod proxy;
 #[cfg(feature = "tokio")]
 mod tokio_adapter;
