@@ -7,7 +7,6 @@ use super::{DeflateConfig, DeflateParams, TAIL};
 use crate::extension::{DecodeError, Decoded, Extension, Rsv};
 use alloc::boxed::Box;
 use alloc::string::String;
-use alloc::vec;
 use alloc::vec::Vec;
 use flate2::{Compress, Compression, FlushCompress, Status};
 use miniz_oxide::inflate::TINFLStatus;
@@ -149,6 +148,9 @@ pub(crate) struct Inflater {
 /// of 15 bits.
 const MAX_DISTANCE: usize = 1 << 15;
 
+/// The window buffer's first length.
+const FIRST_WINDOW: usize = 4 << 10;
+
 /// Where the decoder writes: the LZ77 window, the last 2^bits bytes of
 /// uncompressed output (RFC 7692 §7.1.2: the peer references no further
 /// back), and room for new output.
@@ -165,8 +167,13 @@ const MAX_DISTANCE: usize = 1 << 15;
 ///   distance beyond `pos`, and no distance exceeds 32 KiB, so a match still
 ///   being copied after the move reads inside the line. Decoding into a line
 ///   is about 15 % faster than into a ring, for twice the memory.
+///
+/// The buffer is reserved at once but zeroed as it fills (from 4 KiB,
+/// doubling), so a short message does not pay for clearing the whole window.
 struct Window {
     buf: Vec<u8>,
+    /// The length `buf` grows to.
+    full: usize,
     /// Where the next output byte goes.
     pos: usize,
     /// `buf` is a ring (else a line).
@@ -178,9 +185,12 @@ struct Window {
 impl Window {
     fn new(window_bits: u8) -> Self {
         let ring = usize::from(window_bits) < 15;
-        let len = if ring { 1 << window_bits } else { 2 * MAX_DISTANCE };
+        let full = if ring { 1 << window_bits } else { 2 * MAX_DISTANCE };
+        let mut buf = Vec::with_capacity(full);
+        buf.resize(full.min(FIRST_WINDOW), 0);
         Window {
-            buf: vec![0; len],
+            buf,
+            full,
             pos: 0,
             ring,
             wrapped: false,
@@ -213,7 +223,11 @@ impl Window {
         if self.pos < self.buf.len() {
             return;
         }
-        if self.ring {
+        if self.buf.len() < self.full {
+            // Still filling for the first time: the history is buf[..pos].
+            let len = self.buf.len().saturating_mul(2).min(self.full);
+            self.buf.resize(len, 0);
+        } else if self.ring {
             self.pos = 0;
             self.wrapped = true;
         } else {
@@ -613,6 +627,7 @@ mod tests {
         let mut inf = Inflater::new(&p, false);
         assert_eq!(inflate_message(&mut inf, &out).unwrap(), data);
         assert_eq!(inf.state.as_ref().map(|s| s.window.buf.len()), Some(256));
+        assert!(inf.state.as_ref().is_some_and(|s| s.window.buf.capacity() < 512));
         out.extend_from_slice(&TAIL);
         // zlib-rs inflates raw streams with 8 bits directly.
         let mut inflate = zlib_rs::Inflate::new(false, 8);
