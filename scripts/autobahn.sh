@@ -5,6 +5,7 @@
 #
 #   server  wstest -m fuzzingclient  -> target/release/examples/echo_server
 #   client  wstest -m fuzzingserver  <- target/release/examples/autobahn_client
+#   (target/ is $CARGO_TARGET_DIR when that is set, for the reports too)
 #
 # Environment (all optional):
 #   AUTOBAHN_CASES        case patterns, comma/space separated   (default "*")
@@ -31,7 +32,10 @@ case "$ROLE" in
 esac
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-OUT="$ROOT/target/autobahn"
+# Where cargo puts the examples (CARGO_TARGET_DIR, relative to the repo root, or target/).
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+[[ $TARGET_DIR == /* ]] || TARGET_DIR="$ROOT/$TARGET_DIR"
+OUT="$TARGET_DIR/autobahn"
 AGENT="${AUTOBAHN_AGENT:-wsmachine}"
 PY2="${AUTOBAHN_PYTHON2:-/usr/bin/python2.7}"
 WSTEST="$HOME/.local/bin/wstest"
@@ -259,7 +263,7 @@ summarize() { # summarize ROLE DIR -> status of the summary
 
 # --- server role: wstest fuzzingclient -> echo_server -----------------------
 run_server() {
-  local dir="$OUT/server" bin="$ROOT/target/release/examples/echo_server" pid rc=0 fail=0
+  local dir="$OUT/server" bin="$TARGET_DIR/release/examples/echo_server" pid rc=0 fail=0
   fresh_dir "$dir"
   write_spec server "$dir/spec.json" "$dir" || return 1
   if port_open "$SERVER_PORT"; then
@@ -301,7 +305,7 @@ run_server() {
 
 # --- client role: autobahn_client -> wstest fuzzingserver --------------------
 run_client() {
-  local dir="$OUT/client" bin="$ROOT/target/release/examples/autobahn_client" pid rc=0 fail=0 i
+  local dir="$OUT/client" bin="$TARGET_DIR/release/examples/autobahn_client" pid rc=0 fail=0 i
   fresh_dir "$dir"
   write_spec client "$dir/spec.json" "$dir" || return 1
   write_wstest_wrapper "$dir/wstest_local.py" || return 1

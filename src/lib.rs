@@ -60,7 +60,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `std` | yes | OS randomness for client keys ([`Connection::client`]), `std::error::Error` impls, the [`blocking`] driver over `Read + Write` streams |
-//! | `deflate` | yes | permessage-deflate (RFC 7692), module [`deflate`]: offered with [`ClientRequest::deflate`], accepted with [`Accept::deflate`]; a pure-Rust backend (zlib-rs through flate2); implies `std` |
+//! | `deflate` | yes | permessage-deflate (RFC 7692), module [`deflate`]: offered with [`ClientRequest::deflate`], accepted with [`Accept::deflate`]; pure-Rust backends (zlib-rs through flate2 compresses, miniz_oxide inflates); implies `std` |
 //! | `tokio` | no | the async driver module `wsmachine::tokio`: a `Stream`/`Sink` over tokio's `AsyncRead + AsyncWrite` streams, timers on tokio's clock (implies `std`) |
 //! | `portable-atomic` | no | targets without atomic compare-and-swap (thumbv6m), through `bytes` |
 //!

@@ -26,6 +26,8 @@ mod deflate;
 mod deflate_interop;
 #[cfg(feature = "deflate")]
 mod deflate_limits;
+#[cfg(feature = "deflate")]
+mod deflate_rfc;
 mod errors;
 mod fuzz_regressions;
 mod game_loop;

@@ -16,16 +16,23 @@
 //!   `Sec-WebSocket-Extensions` value and [`Connection::deflate`](crate::Connection::deflate)
 //!   the agreed [`DeflateParams`].
 //!
-//! The backend is zlib-rs (pure Rust) through flate2, which needs `std`: the
-//! `deflate` feature implies `std`.
+//! Backends, both pure Rust: zlib-rs through flate2 compresses (flate2 needs
+//! `std`: the `deflate` feature implies `std`); miniz_oxide's core inflater
+//! decompresses, because it stops at deflate block boundaries and writes into
+//! a window we own. RFC 7692 §7.2.2 needs both: a message is whole only when
+//! its payload with 0x00 0x00 0xff 0xff appended ends on a block boundary
+//! (anything else fails with 1007), and a block with BFINAL set ends the
+//! deflate stream but not the LZ77 window, which spans the messages (§7.2.1,
+//! §7.2.3.4): what follows it in the message is decoded as the next block.
+//! zlib-rs's stable API does not say where it stopped.
 //!
 //! Window bits: RFC 7692 allows 8 to 15. zlib (and zlib-rs) cannot open a raw
 //! deflate stream with an 8-bit window: like zlib itself does for its own
 //! streams, a negotiated 8 is compressed with a 9-bit window. That is still
 //! valid for a peer with a 256-byte window, because deflate never emits a
 //! distance above `window size − 262` (`MAX_DIST`): 250 bytes for a 9-bit
-//! window. The receive side likewise inflates with at least 9 bits (a
-//! superset of 8; 256 bytes more).
+//! window. The receive side keeps exactly the negotiated window, 2^bits
+//! bytes, and fails a distance beyond it or before the first byte of output.
 
 mod codec;
 mod negotiate;
