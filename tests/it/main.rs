@@ -37,5 +37,7 @@ mod limits;
 mod messages;
 mod origin;
 mod properties;
+#[cfg(feature = "rustls")]
+mod tls;
 #[cfg(feature = "tokio")]
 mod tokio_adapter;
