@@ -36,7 +36,7 @@ pub enum Error {
     TlsNotSupported,
     /// TLS failed (feature `rustls`): the peer's certificate was not
     /// trusted (`rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)`),
-    /// is not valid for the name connected to (`..::NotValidForName`),
+    /// is not valid for the name connected to (`..::NotValidForNameContext`),
     /// the peer sent an alert or broke the TLS protocol, or the host is no
     /// valid TLS server name. A failure of the transport under TLS is
     /// [`Error::Io`].
