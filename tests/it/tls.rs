@@ -216,6 +216,41 @@ fn a_non_blocking_tls_server_runs_the_tls_handshake_inside_read() {
     );
 }
 
+/// A game-loop client: a non-blocking TLS socket, a message larger than the
+/// socket buffers (so rustls holds records the socket would not take), and
+/// reads polled until the echo is in. Nothing stays stuck in rustls' buffer.
+#[test]
+fn a_non_blocking_tls_client_gets_a_large_echo() {
+    let pki = Pki::new();
+    let (port, server) = blocking_echo_server(pki.acceptor(), Config::default());
+    let (mut ws, _) = blocking::connect_with_tls(wss("localhost", port), Config::default(), &pki.connector()).unwrap();
+    ws.get_mut().set_nonblocking(true).unwrap();
+    let large: String = (0..(4 << 20)).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    ws.connection_mut().send(large.as_str()).unwrap();
+    let started = Instant::now();
+    let echoed = loop {
+        assert!(started.elapsed() < Duration::from_secs(30), "no echo");
+        match ws.read() {
+            Ok(Event::Text(t)) => break t,
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(e) if e.is_would_block() => std::thread::sleep(Duration::from_millis(1)),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert!(echoed.as_str() == large, "the echo differs");
+    ws.close(CloseCode::NORMAL, "").unwrap();
+    loop {
+        assert!(started.elapsed() < Duration::from_secs(30), "no close");
+        match ws.read() {
+            Err(Error::Closed) => break,
+            Err(e) if e.is_would_block() => std::thread::sleep(Duration::from_millis(1)),
+            Err(e) => panic!("{e}"),
+            Ok(_) => {}
+        }
+    }
+    server.join().unwrap().unwrap();
+}
+
 fn is_unknown_issuer(e: &Error) -> bool {
     matches!(
         e,
