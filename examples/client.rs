@@ -75,13 +75,9 @@ fn main() {
         eprintln!("{url}: {e}");
         exit(1);
     });
-    // Non-blocking, so the loop looks at stdin between reads and sleeps 20 ms
-    // when nothing came. (A read timeout set on the socket would not last: the
-    // driver sets it to the machine's next deadline.) TLS works either way.
-    if let Err(e) = ws.get_mut().set_nonblocking(true) {
-        eprintln!("set_nonblocking: {e}");
-        exit(1);
-    }
+    // Wake up every 20 ms to look at stdin (the driver bounds reads by the
+    // machine's deadlines as well: keepalive, the close timeout).
+    ws.set_read_timeout(Some(Duration::from_millis(20)));
 
     // Lines from stdin arrive on a channel; `None` marks its end.
     let (tx, rx) = mpsc::channel::<Option<String>>();
@@ -118,7 +114,7 @@ fn main() {
                 }
             }
             Ok(_) => {}
-            Err(e) if e.is_would_block() => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) if e.is_would_block() => {}
             Err(Error::Closed) => break,
             Err(e) => {
                 eprintln!("error: {e}");

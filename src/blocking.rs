@@ -138,7 +138,8 @@ impl MaybeTlsStream {
     }
 
     /// Sets the socket's read timeout (`TcpStream::set_read_timeout`). The
-    /// driver sets it too, to bound reads by the machine's deadlines.
+    /// driver sets it too, from the machine's deadlines: for a wake-up
+    /// interval of your own use [`WebSocket::set_read_timeout`].
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         self.tcp().set_read_timeout(timeout)
     }
@@ -246,6 +247,10 @@ pub struct WebSocket<S> {
     high_water: usize,
     /// The read timeout last set on the stream.
     read_timeout: Option<Duration>,
+    /// The caller's bound on a read ([`WebSocket::set_read_timeout`]).
+    user_timeout: Option<Duration>,
+    /// The read timeout set is the machine's deadline (not the caller's).
+    deadline_bound: bool,
 }
 
 impl<S: Transport> WebSocket<S> {
@@ -260,6 +265,8 @@ impl<S: Transport> WebSocket<S> {
             closed_returned: false,
             high_water: DEFAULT_HIGH_WATER_MARK,
             read_timeout: None,
+            user_timeout: None,
+            deadline_bound: false,
         }
     }
 
@@ -289,23 +296,49 @@ impl<S: Transport> WebSocket<S> {
         self.high_water = bytes;
     }
 
+    /// Bounds each blocking read to at most `timeout` (`None`: only the
+    /// machine's deadlines bound it); a read that waits that long returns
+    /// `WouldBlock`, so a loop can look at other work (as
+    /// `examples/client.rs` looks at stdin). Use this rather than the
+    /// socket's own read timeout, which the driver sets from the deadlines.
+    pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
+        self.user_timeout = timeout.filter(|t| !t.is_zero());
+    }
+
     /// Bounds the next read by the machine's next deadline (with a little
-    /// slack, see `timeout_slack`), or unbounds it when there is none.
+    /// slack, see `timeout_slack`) or the caller's read timeout, whichever
+    /// is sooner, or unbounds it when there is neither.
     fn bound_read(&mut self, now: crate::Instant) -> io::Result<()> {
         let wait = self
             .conn
             .poll_timeout()
             .map(|deadline| deadline.since_epoch().saturating_sub(now.since_epoch()));
-        let wanted = match (wait, self.read_timeout) {
-            (None, None) => return Ok(()),
-            (None, Some(_)) => None,
-            // Due already: the loop handles it before reading.
-            (Some(w), _) if w.is_zero() => return Ok(()),
-            (Some(w), Some(set)) if set >= w && set - w <= timeout_slack(w) => return Ok(()),
-            (Some(w), _) => Some(w),
+        // Due already: the loop handles it before reading.
+        if wait.is_some_and(|w| w.is_zero()) {
+            return Ok(());
+        }
+        self.deadline_bound = match (wait, self.user_timeout) {
+            (Some(w), Some(u)) => w <= u,
+            (Some(_), None) => true,
+            (None, _) => false,
         };
-        self.stream.set_read_timeout(wanted)?;
-        self.read_timeout = wanted;
+        let wanted = match (wait, self.user_timeout) {
+            (Some(w), Some(u)) if u < w => Some(u),
+            (Some(w), _) => {
+                if self
+                    .read_timeout
+                    .is_some_and(|set| set >= w && set - w <= timeout_slack(w))
+                {
+                    return Ok(());
+                }
+                Some(w)
+            }
+            (None, u) => u,
+        };
+        if wanted != self.read_timeout {
+            self.stream.set_read_timeout(wanted)?;
+            self.read_timeout = wanted;
+        }
         Ok(())
     }
 
@@ -394,9 +427,11 @@ impl<S: Transport> WebSocket<S> {
     /// the handshake and close timeouts fire while the peer is silent.
     pub fn read(&mut self) -> Result<Event, Error> {
         loop {
-            self.flush_queued()?;
+            // Pass the time in first (a timer may queue a frame: a keepalive
+            // ping, a close), then write what is queued.
             let now = self.now();
             self.conn.handle_timeout(now);
+            self.flush_queued()?;
             if let Some(event) = self.conn.poll_event() {
                 return match event {
                     Event::Error(e) => {
@@ -437,13 +472,15 @@ impl<S: Transport> WebSocket<S> {
                 Ok(_) => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    // The read timeout this loop set ran out (a blocking
-                    // stream), or a deadline is due: go round, so the timer
-                    // fires and its events are returned. Otherwise it is a
+                    // The read timeout set from a deadline ran out (a
+                    // blocking stream), or a deadline is due: go round, so
+                    // the timer fires and its events are returned. Otherwise
+                    // the caller's read timeout ran out, or it is a
                     // non-blocking stream with nothing there yet.
-                    let ours = self
-                        .read_timeout
-                        .is_some_and(|t| started.elapsed() + Duration::from_millis(5) >= t);
+                    let ours = self.deadline_bound
+                        && self
+                            .read_timeout
+                            .is_some_and(|t| started.elapsed() + Duration::from_millis(5) >= t);
                     let now = self.now();
                     if ours || self.conn.poll_timeout().is_some_and(|d| d <= now) {
                         continue;
@@ -542,9 +579,33 @@ pub fn accept_with<S: Transport>(
 /// handshake, and then the WebSocket handshake.
 pub fn connect(url: &str) -> Result<(WebSocket<MaybeTlsStream>, Box<Response>), Error> {
     let request = ClientRequest::from_url(url)?;
-    open(request, Config::default(), None)
+    open(request, Config::default(), None, None)
 }
 
+/// Client side, through `proxy` (HTTP `CONNECT` or SOCKS5) when it is
+/// given, directly otherwise: opens the tunnel to the URL's host and port,
+/// then runs the handshake over it, through TLS for a `wss://` URL (feature
+/// `rustls`, Mozilla's roots). The whole (TCP connect, tunnel) is bounded by
+/// the handshake timeout, as `connect` is, and so is the TLS handshake
+/// after it. Take the proxy from the environment, curl's way, with
+/// [`Proxy::from_env`](crate::proxy::Proxy::from_env):
+///
+/// ```no_run
+/// use wsmachine::blocking;
+/// use wsmachine::proxy::Proxy;
+/// let url = "ws://echo.example/";
+/// let proxy = Proxy::from_env(url)?;
+/// let (ws, _response) = blocking::connect_via(url, proxy.as_ref())?;
+/// # let _ = ws;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn connect_via(
+    url: &str,
+    proxy: Option<&crate::proxy::Proxy>,
+) -> Result<(WebSocket<MaybeTlsStream>, Box<Response>), Error> {
+    let request = ClientRequest::from_url(url)?;
+    open(request, Config::default(), proxy, None)
+}
 /// Client side with a TLS configuration of one's own (feature `rustls`):
 /// connects to `request`'s host and port, over TLS with `tls` for a
 /// `wss://` request (over TCP for `ws://`), and runs the handshake with
@@ -573,7 +634,7 @@ pub fn connect_with_tls(
     config: Config,
     tls: &crate::tls::TlsConnector,
 ) -> Result<(WebSocket<MaybeTlsStream>, Box<Response>), Error> {
-    open(request, config, Some(tls))
+    open(request, config, None, Some(tls))
 }
 
 #[cfg(not(feature = "rustls"))]
@@ -581,33 +642,50 @@ type Tls = core::convert::Infallible;
 #[cfg(feature = "rustls")]
 type Tls = crate::tls::TlsConnector;
 
-/// Connects over TCP (and TLS for `wss://`) and runs the handshake.
+/// Connects over TCP, through `proxy` if given, then TLS for `wss://`, and
+/// runs the handshake.
 fn open(
     request: ClientRequest,
     config: Config,
+    proxy: Option<&crate::proxy::Proxy>,
     tls: Option<&Tls>,
 ) -> Result<(WebSocket<MaybeTlsStream>, Box<Response>), Error> {
-    use std::net::ToSocketAddrs;
     let (host, port) = tcp_target(&request)?;
-    let mut last = io::Error::new(ErrorKind::NotFound, "the host resolved to no address");
-    let mut connected = None;
-    for addr in (host.as_str(), port).to_socket_addrs()? {
-        match TcpStream::connect_timeout(&addr, config.handshake_timeout) {
-            Ok(stream) => {
-                connected = Some(stream);
-                break;
-            }
-            Err(e) => last = e,
+    let tcp = match proxy {
+        None => connect_tcp(&host, port, config.handshake_timeout)?,
+        Some(proxy) => {
+            let proxy_host = proxy.host.trim_start_matches('[').trim_end_matches(']');
+            let mut stream = connect_tcp(proxy_host, proxy.port, config.handshake_timeout)?;
+            // The proxy's answer is part of the handshake: bounded the same way.
+            stream.set_read_timeout(Some(config.handshake_timeout))?;
+            crate::proxy::tunnel_blocking(&mut stream, proxy, request.host(), port)?;
+            stream.set_read_timeout(None)?;
+            stream
         }
-    }
-    let tcp = connected.ok_or(Error::Io(last))?;
-    let _ = tcp.set_nodelay(true);
+    };
     let stream = if request.is_secure() {
         tls_client(tcp, &host, &config, tls)?
     } else {
         MaybeTlsStream::Plain(tcp)
     };
     connect_with(stream, request, config).map_err(tls_or_io)
+}
+
+/// Opens a TCP connection to `host` (an IPv6 address without brackets) and
+/// `port`, trying each address it resolves to for at most `timeout`.
+fn connect_tcp(host: &str, port: u16, timeout: Duration) -> io::Result<TcpStream> {
+    use std::net::ToSocketAddrs;
+    let mut last = io::Error::new(ErrorKind::NotFound, "the host resolved to no address");
+    for addr in (host, port).to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 #[cfg(not(feature = "rustls"))]

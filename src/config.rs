@@ -62,6 +62,23 @@ pub struct Config {
     /// [`Connection::poll_timeout`](crate::Connection::poll_timeout) like
     /// every other; `Duration::MAX` means no limit.
     pub handshake_timeout: Duration,
+    /// Keepalive: when nothing has been received for this long on an OPEN
+    /// connection, send a ping (default 20 s, as Python's `websockets`;
+    /// `None`: never). Its payload is one the machine recognises in the
+    /// pong, which gives
+    /// [`Connection::keepalive_rtt`](crate::Connection::keepalive_rtt).
+    pub ping_interval: Option<Duration>,
+    /// Keepalive: how long to wait for a pong after a keepalive ping before
+    /// failing the connection with 1011
+    /// ([`Failure::KeepaliveTimeout`](crate::Failure::KeepaliveTimeout);
+    /// default 20 s; `None`: wait for ever). Any pong counts, since a peer
+    /// may answer only the most recent ping (RFC 6455 §5.5.3).
+    pub ping_timeout: Option<Duration>,
+    /// Close an OPEN connection that carried no message, in either
+    /// direction, for this long, with 1001 (going away) and the closing
+    /// handshake (default `None`: never). Keepalive pings and pongs do not
+    /// count as traffic here.
+    pub idle_timeout: Option<Duration>,
 }
 
 /// What a send does when the output queue would pass
@@ -103,6 +120,9 @@ impl Default for Config {
             close_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
             backpressure: Backpressure::Refuse,
+            ping_interval: Some(Duration::from_secs(20)),
+            ping_timeout: Some(Duration::from_secs(20)),
+            idle_timeout: None,
         }
     }
 }

@@ -30,6 +30,9 @@ pub enum Error {
     Refused(crate::Error),
     /// The URL given to `connect` is not a usable `ws://` URL.
     Url(UrlError),
+    /// The proxy could not be used, or refused the tunnel; says how (its
+    /// HTTP status, its SOCKS5 reply).
+    Proxy(crate::proxy::ProxyError),
     /// `connect` was given a `wss://` URL but the crate was built without
     /// the `rustls` feature: enable it, or open a TLS stream yourself and
     /// use `connect_with`.
@@ -57,6 +60,7 @@ impl core::fmt::Display for Error {
             Error::Failed(e) => write!(f, "websocket: {e}"),
             Error::Refused(e) => write!(f, "refused: {e}"),
             Error::Url(e) => write!(f, "URL: {e}"),
+            Error::Proxy(e) => write!(f, "proxy: {e}"),
             Error::TlsNotSupported => f.write_str(
                 "wss:// needs TLS: build with the `rustls` feature, or open a TLS stream and use connect_with",
             ),
@@ -74,6 +78,7 @@ impl std::error::Error for Error {
             Error::Io(e) => Some(e),
             Error::Failed(e) => Some(e),
             Error::Refused(e) => Some(e),
+            Error::Proxy(e) => Some(e),
             #[cfg(feature = "rustls")]
             Error::Tls(e) => Some(e),
             _ => None,
@@ -103,6 +108,12 @@ impl From<crate::Error> for Error {
 impl From<Failure> for Error {
     fn from(e: Failure) -> Self {
         Error::Failed(e)
+    }
+}
+
+impl From<crate::proxy::ProxyError> for Error {
+    fn from(e: crate::proxy::ProxyError) -> Self {
+        Error::Proxy(e)
     }
 }
 

@@ -166,6 +166,10 @@ pub enum Failure {
     /// server got no complete request head (it answered 408), a client no
     /// complete response.
     HandshakeTimeout,
+    /// Our keepalive ping went unanswered (and nothing else arrived) for
+    /// [`Config::ping_timeout`](crate::Config::ping_timeout): the connection
+    /// failed with 1011.
+    KeepaliveTimeout,
     /// A send would have passed
     /// [`Config::max_output_buffer`](crate::Config::max_output_buffer) under
     /// [`Backpressure::Close`](crate::Backpressure::Close): the peer is not
@@ -191,6 +195,7 @@ impl fmt::Display for Failure {
             Failure::Handshake { error, .. } => write!(f, "handshake failed: {error}"),
             Failure::CloseTimeout => f.write_str("the peer did not answer the close frame in time"),
             Failure::HandshakeTimeout => f.write_str("the opening handshake did not complete in time"),
+            Failure::KeepaliveTimeout => f.write_str("the peer did not answer the keepalive ping in time"),
             Failure::OutputFull { buffered, limit } => write!(
                 f,
                 "the peer is not reading: {buffered} bytes of output are waiting and the limit is {limit} bytes"

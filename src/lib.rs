@@ -87,6 +87,7 @@ mod error;
 mod event;
 mod extension;
 pub mod handshake;
+pub mod proxy;
 pub mod rng;
 mod time;
 #[cfg(feature = "rustls")]

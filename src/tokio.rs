@@ -281,7 +281,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             if self.finished {
                 return Poll::Ready(None);
             }
-            // Write pending output (answers, pongs, close replies) first.
+            // Pass the time in first (a timer may queue a frame: a keepalive
+            // ping, a close), then write pending output (answers, pongs, close
+            // replies).
+            self.poll_timer(cx);
             let written = self.poll_write_until(cx, 0);
             if let Some(info) = self.closed.take() {
                 // Our close reply is written (or cannot be) before CLOSED is reported.
@@ -297,7 +300,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                     return Poll::Ready(Some(Err(Error::Io(e))));
                 }
             }
-            self.poll_timer(cx);
             if let Some(event) = self.conn.poll_event() {
                 match event {
                     Event::Error(e) => return Poll::Ready(Some(Err(Error::Failed(e)))),
@@ -761,7 +763,7 @@ impl AsyncWrite for MaybeTlsStream {
 /// WebSocket handshake.
 pub async fn connect(url: &str) -> Result<(WebSocketStream<MaybeTlsStream>, Box<Response>), Error> {
     let request = ClientRequest::from_url(url)?;
-    open(request, Config::default(), None).await
+    open(request, Config::default(), None, None).await
 }
 
 /// Client side with a TLS configuration of one's own (feature `rustls`):
@@ -792,7 +794,7 @@ pub async fn connect_with_tls(
     config: Config,
     tls: &crate::tls::TlsConnector,
 ) -> Result<(WebSocketStream<MaybeTlsStream>, Box<Response>), Error> {
-    open(request, config, Some(tls)).await
+    open(request, config, None, Some(tls)).await
 }
 
 #[cfg(not(feature = "rustls"))]
@@ -808,10 +810,19 @@ fn timed_out(what: &str) -> Error {
 async fn open(
     request: ClientRequest,
     config: Config,
+    proxy: Option<&crate::proxy::Proxy>,
     tls: Option<&Tls>,
 ) -> Result<(WebSocketStream<MaybeTlsStream>, Box<Response>), Error> {
     let (host, port) = tcp_target(&request)?;
-    let connecting = TcpStream::connect((host.as_str(), port));
+    let connecting = async {
+        let Some(proxy) = proxy else {
+            return Ok(TcpStream::connect((host.as_str(), port)).await?);
+        };
+        let proxy_host = proxy.host.trim_start_matches('[').trim_end_matches(']');
+        let mut stream = TcpStream::connect((proxy_host, proxy.port)).await?;
+        crate::proxy::tunnel_async(&mut stream, proxy, request.host(), port).await?;
+        Ok::<_, Error>(stream)
+    };
     let tcp = match ::tokio::time::timeout(config.handshake_timeout, connecting).await {
         Ok(connected) => connected?,
         Err(_) => return Err(timed_out("connecting")),
@@ -893,6 +904,21 @@ pub async fn accept_tls<T: AsyncRead + AsyncWrite + Unpin>(
         Err(_) => return Err(timed_out("the TLS handshake")),
     };
     accept_with(stream, config, decide).await.map_err(tls_or_io)
+}
+
+/// Client side, through `proxy` (HTTP `CONNECT` or SOCKS5) when it is
+/// given, directly otherwise: opens the tunnel to the URL's host and port,
+/// then runs the handshake over it, through TLS for a `wss://` URL (feature
+/// `rustls`, Mozilla's roots). Connecting and the tunnel take at most the
+/// handshake timeout together, as `connect`'s TCP connect does, and so does
+/// the TLS handshake after them. Take the proxy from the environment,
+/// curl's way, with [`Proxy::from_env`](crate::proxy::Proxy::from_env).
+pub async fn connect_via(
+    url: &str,
+    proxy: Option<&crate::proxy::Proxy>,
+) -> Result<(WebSocketStream<MaybeTlsStream>, Box<Response>), Error> {
+    let request = ClientRequest::from_url(url)?;
+    open(request, Config::default(), proxy, None).await
 }
 
 /// Client side over any stream (for example a TLS stream): sends `request`

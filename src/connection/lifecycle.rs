@@ -5,8 +5,8 @@
 //! | transition | from | to | also |
 //! |---|---|---|---|
 //! | [`Transition::Surfaced`] | CONNECTING, awaiting a request | CONNECTING, awaiting the application | the request is an event; the handshake timer stops |
-//! | [`Transition::Opened`] | CONNECTING | OPEN | `Event::Open` (unless opened from outside); the handshake timer stops |
-//! | [`Transition::Closing`] | OPEN | CLOSING | our close frame is queued; the close timer starts |
+//! | [`Transition::Opened`] | CONNECTING | OPEN | `Event::Open` (unless opened from outside); the handshake timer stops, keepalive and the idle timer start |
+//! | [`Transition::Closing`] | OPEN | CLOSING | our close frame is queued; keepalive stops, the close timer starts |
 //! | [`Transition::PeerClosed`] | OPEN, CLOSING | CLOSED | clean; a server closes the transport, a client waits for the server to (RFC 6455 §7.1.1) |
 //! | [`Transition::Failed`] | any but CLOSED | CLOSED | `Event::Error`; the transport is to be closed |
 //! | [`Transition::Rejected`] | CONNECTING | CLOSED | the non-101 answer is queued; the transport is to be closed |
@@ -159,6 +159,7 @@ impl Connection {
                 self.life.stage = Stage::Done;
                 self.life.state = ReadyState::Open;
                 self.timers.stop(TimerKind::Handshake);
+                self.start_keepalive();
             }
             Transition::Closing => {
                 if !self.allowed(from == ReadyState::Open) {
@@ -166,6 +167,7 @@ impl Connection {
                 }
                 self.life.close_sent = true;
                 self.life.state = ReadyState::Closing;
+                self.stop_keepalive();
                 self.timers.start(TimerKind::CloseReply, self.config.close_timeout);
             }
             Transition::PeerClosed(info) => {
@@ -238,17 +240,36 @@ impl Connection {
     }
 
     /// Fires the timers that are due at `now`.
+    ///
+    /// A timer that firing starts (the next keepalive ping, the pong's
+    /// deadline) gets its deadline from this same `now`, so nothing is left
+    /// due once this returns. Rounds are bounded: a zero duration fires once
+    /// per call, not for ever.
     pub(crate) fn on_timers(&mut self, now: crate::Instant) {
-        for kind in self.timers.advance(now) {
-            match kind {
-                TimerKind::CloseReply => {
-                    if self.life.state == ReadyState::Closing {
-                        self.apply(Transition::Failed(Failure::CloseTimeout, abnormal()));
-                    }
-                }
-                TimerKind::TransportClose => self.apply(Transition::TransportDue),
-                TimerKind::Handshake => self.handshake_timed_out(),
+        for _round in 0..4 {
+            let mut fired = false;
+            for kind in self.timers.advance(now) {
+                fired = true;
+                self.fire(kind);
             }
+            if !fired {
+                return;
+            }
+        }
+    }
+
+    fn fire(&mut self, kind: TimerKind) {
+        match kind {
+            TimerKind::CloseReply => {
+                if self.life.state == ReadyState::Closing {
+                    self.apply(Transition::Failed(Failure::CloseTimeout, abnormal()));
+                }
+            }
+            TimerKind::TransportClose => self.apply(Transition::TransportDue),
+            TimerKind::Handshake => self.handshake_timed_out(),
+            TimerKind::Ping => self.keepalive_ping_due(),
+            TimerKind::Pong => self.keepalive_timed_out(),
+            TimerKind::Idle => self.idle_timed_out(),
         }
     }
 }

@@ -9,11 +9,13 @@
 //! queue frames.
 //!
 //! One concern per file: `lifecycle.rs` holds every state transition (the
-//! table is there), `timers.rs` the deadlines, `opening.rs` the handshake
+//! table is there), `timers.rs` the deadlines, `keepalive.rs` the keepalive
+//! pings and the idle timeout, `opening.rs` the handshake
 //! step and the server's decisions, `receive.rs` input and what frames mean,
 //! `reader.rs` the frame reader, `send.rs` the send path, `output.rs` the
 //! output queue.
 
+mod keepalive;
 mod lifecycle;
 mod opening;
 mod output;
@@ -63,6 +65,11 @@ pub struct Connection {
     /// other output does, and a newer ping replaces it (RFC 6455 §5.5.3),
     /// so a peer that pings and never reads holds one pong, not millions.
     pending_pong: Option<bytes::Bytes>,
+    /// Keepalive's ping in flight and the last round-trip time.
+    keepalive: keepalive::Keepalive,
+    /// The receive buffer's length when `receive_buf` handed it out, to see
+    /// whether bytes came that way.
+    handed_out: Option<usize>,
 }
 
 impl core::fmt::Debug for Connection {
@@ -91,6 +98,8 @@ impl Connection {
             sending: None,
             extension: None,
             pending_pong: None,
+            keepalive: keepalive::Keepalive::default(),
+            handed_out: None,
         }
     }
 
@@ -287,8 +296,8 @@ impl Connection {
     ///
     /// ```
     /// use wsmachine::{CloseCode, Config, Connection, Instant};
-    /// let mut conn = Connection::open_server(Config::default());
-    /// assert_eq!(conn.poll_timeout(), None); // nothing to wait for
+    /// let mut conn = Connection::open_server(Config { ping_interval: None, ..Config::default() });
+    /// assert_eq!(conn.poll_timeout(), None); // no keepalive: nothing to wait for
     /// conn.close(CloseCode::NORMAL, "")?;
     /// let now = Instant::from_millis(500);
     /// assert!(conn.poll_timeout().is_some_and(|t| t <= now)); // due: pass the time in

@@ -49,6 +49,9 @@ impl Connection {
             _ => 0,
         };
         self.inbuf.extend_from_slice(&data[fused..]);
+        if !data.is_empty() {
+            self.on_input_activity();
+        }
     }
 
     /// The receive buffer itself, for drivers that read the transport
@@ -71,6 +74,7 @@ impl Connection {
     /// (An async driver can hand it to `read_buf`, which appends without
     /// zeroing first.)
     pub fn receive_buf(&mut self) -> &mut BytesMut {
+        self.handed_out = Some(self.inbuf.len());
         &mut self.inbuf
     }
 
@@ -108,14 +112,26 @@ impl Connection {
         if let Some(event) = self.events.pop_front() {
             return Some(event);
         }
+        if let Some(before) = self.handed_out.take() {
+            if self.inbuf.len() > before {
+                // Bytes came through `receive_buf`.
+                self.on_input_activity();
+            }
+        }
         // The hot path: a message of an open connection goes straight out.
         if self.life.reads_frames() {
             match self
                 .reader
                 .next(&mut self.inbuf, &self.config, self.extension.as_deref_mut())
             {
-                Ok(Some(Item::Text(t))) => return Some(Event::Text(t)),
-                Ok(Some(Item::Binary(b))) => return Some(Event::Binary(b)),
+                Ok(Some(Item::Text(t))) => {
+                    self.on_message_activity();
+                    return Some(Event::Text(t));
+                }
+                Ok(Some(Item::Binary(b))) => {
+                    self.on_message_activity();
+                    return Some(Event::Binary(b));
+                }
                 Ok(Some(item)) => self.on_item(item),
                 Ok(None) => {}
                 Err(e) => self.fail(e),
@@ -180,9 +196,18 @@ impl Connection {
 
     fn on_item(&mut self, item: Item) {
         match item {
-            Item::Text(t) => self.events.push_back(Event::Text(t)),
-            Item::Binary(b) => self.events.push_back(Event::Binary(b)),
-            Item::Fragment(f) => self.events.push_back(Event::Fragment(f)),
+            Item::Text(t) => {
+                self.on_message_activity();
+                self.events.push_back(Event::Text(t));
+            }
+            Item::Binary(b) => {
+                self.on_message_activity();
+                self.events.push_back(Event::Binary(b));
+            }
+            Item::Fragment(f) => {
+                self.on_message_activity();
+                self.events.push_back(Event::Fragment(f));
+            }
             Item::Ping(payload) => {
                 // RFC 6455 §5.5.2: answer with a pong carrying the same payload,
                 // unless our close frame is already out.
@@ -191,7 +216,10 @@ impl Connection {
                 }
                 self.events.push_back(Event::Ping(payload));
             }
-            Item::Pong(payload) => self.events.push_back(Event::Pong(payload)),
+            Item::Pong(payload) => {
+                self.on_pong(&payload);
+                self.events.push_back(Event::Pong(payload));
+            }
             Item::Close(payload) => match parse_close(&payload) {
                 Err(e) => self.fail(e.into()),
                 Ok(frame) => self.on_close_frame(frame),

@@ -56,6 +56,7 @@ impl Connection {
     /// is ignored.
     pub fn send_with<'a>(&mut self, message: impl Into<Outgoing<'a>>, compression: Compression) -> Result<(), Error> {
         self.check_can_send_message()?;
+        self.on_message_activity();
         match message.into() {
             Outgoing::Text(t) => self.send_slice(OpCode::Text, t.as_bytes(), compression),
             Outgoing::Binary(b) => self.send_slice(OpCode::Binary, b, compression),
@@ -217,6 +218,7 @@ impl Connection {
         compression: Compression,
     ) -> Result<(), Error> {
         self.check_can_send_data()?;
+        self.on_message_activity();
         let (opcode, encoded, mut utf8) = match &self.sending {
             None => (
                 match kind {

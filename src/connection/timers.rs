@@ -25,9 +25,22 @@ pub(crate) enum TimerKind {
     /// CONNECTING: the whole request head (server) or response head
     /// (client) must arrive within `Config::handshake_timeout`.
     Handshake = 2,
+    /// OPEN: nothing received for `Config::ping_interval`: send a keepalive ping.
+    Ping = 3,
+    /// OPEN: the keepalive ping's pong is due within `Config::ping_timeout`.
+    Pong = 4,
+    /// OPEN: no message either way for `Config::idle_timeout`.
+    Idle = 5,
 }
 
-const KINDS: [TimerKind; 3] = [TimerKind::CloseReply, TimerKind::TransportClose, TimerKind::Handshake];
+const KINDS: [TimerKind; 6] = [
+    TimerKind::CloseReply,
+    TimerKind::TransportClose,
+    TimerKind::Handshake,
+    TimerKind::Ping,
+    TimerKind::Pong,
+    TimerKind::Idle,
+];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Slot {
@@ -56,6 +69,24 @@ impl Timers {
     /// Starts (or restarts) `kind` to fire `after` from the next time input.
     pub(crate) fn start(&mut self, kind: TimerKind, after: Duration) {
         self.slots[kind as usize] = Slot::Start(after);
+    }
+
+    /// Starts (or restarts) `kind` when `after` is set, stops it otherwise.
+    pub(crate) fn start_or_stop(&mut self, kind: TimerKind, after: Option<Duration>) {
+        match after {
+            Some(after) => self.start(kind, after),
+            None => self.stop(kind),
+        }
+    }
+
+    /// Whether `kind` runs.
+    pub(crate) fn is_running(&self, kind: TimerKind) -> bool {
+        self.slots[kind as usize] != Slot::Off
+    }
+
+    /// The latest time passed in.
+    pub(crate) fn now(&self) -> Instant {
+        self.now
     }
 
     /// Stops `kind`.

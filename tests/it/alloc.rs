@@ -182,7 +182,9 @@ fn send_allocates_nothing_per_short_message() {
 }
 
 // An idle OPEN connection (handshake done, nothing pending) holds at most
-// 1 KiB: the struct plus what it keeps on the heap.
+// 1.25 KiB: the struct (settings, six timers, keepalive, the queues' heads)
+// plus what it keeps on the heap. (The drivers' figures with 10,000
+// connections, transport and task included, are in the README.)
 #[test]
 fn idle_open_connection_footprint() {
     let _g = SERIAL.lock().unwrap();
@@ -207,7 +209,7 @@ fn idle_open_connection_footprint() {
         "idle server connection: {} bytes struct + {heap} bytes heap = {total}",
         std::mem::size_of::<Connection>()
     );
-    assert!(total <= 1024, "idle OPEN server connection holds {total} bytes");
+    assert!(total <= 1280, "idle OPEN server connection holds {total} bytes");
 
     let before = alloc_count::bytes_this_thread();
     let conn = Connection::open_client(Config::default(), ChaCha20Rng::from_seed([0; 32]));
@@ -215,7 +217,7 @@ fn idle_open_connection_footprint() {
     let heap = (alloc_count::bytes_this_thread() - before) as usize;
     let total = heap + std::mem::size_of::<Connection>();
     eprintln!("idle client connection: {total} bytes");
-    assert!(total <= 1024, "idle OPEN client connection holds {total} bytes");
+    assert!(total <= 1280, "idle OPEN client connection holds {total} bytes");
     drop(conn);
 }
 
@@ -284,4 +286,157 @@ fn shrink_buffers_keeps_what_is_buffered() {
     }
     conn.consume_output(conn.buffered_amount());
     assert_eq!(out, wire::frame(0x2, true, 0, None, b"queued before the shrink"));
+}
+
+/// A transport that hands over `input` (a few bytes per read, like a
+/// socket) and takes every write.
+struct Scripted {
+    input: Vec<u8>,
+    at: usize,
+    written: usize,
+}
+
+impl Scripted {
+    fn new(input: Vec<u8>) -> Self {
+        Scripted {
+            input,
+            at: 0,
+            written: 0,
+        }
+    }
+}
+
+impl std::io::Read for Scripted {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.at == self.input.len() {
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
+        let n = buf.len().min(self.input.len() - self.at).min(16 << 10);
+        buf[..n].copy_from_slice(&self.input[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+impl std::io::Write for Scripted {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.written += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl wsmachine::blocking::Transport for Scripted {}
+
+#[cfg(feature = "tokio")]
+impl tokio::io::AsyncRead for Scripted {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        if this.at == this.input.len() {
+            // Nothing more yet (and nothing will come: no waker is kept).
+            return std::task::Poll::Pending;
+        }
+        let n = buf.remaining().min(this.input.len() - this.at).min(16 << 10);
+        buf.put_slice(&this.input[this.at..this.at + n]);
+        this.at += n;
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl tokio::io::AsyncWrite for Scripted {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.written += buf.len();
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+// Idle connections return to a small footprint by themselves under the
+// blocking driver: after a 64 KiB message in and its echo out, the
+// connection holds no read or write buffer (the driver reads into one
+// buffer per thread; before, it grew its own by 64 KiB on every read).
+#[test]
+fn blocking_driver_holds_no_buffers_when_idle() {
+    let _g = SERIAL.lock().unwrap();
+    let payload = vec![5u8; 64 << 10];
+    let input = wire::frame(0x2, true, 0, Some([1, 2, 3, 4]), &payload);
+    // The thread's read buffer is made on first use: count it out.
+    let mut warm = wsmachine::blocking::WebSocket::from_connection(server(), Scripted::new(vec![]));
+    let _ = warm.read();
+    let before = alloc_count::bytes_this_thread();
+    let mut ws = wsmachine::blocking::WebSocket::from_connection(server(), Scripted::new(input));
+    let idle = held_since(before);
+    match ws.read() {
+        Ok(Event::Binary(b)) => ws.send(Message::Binary(b)).unwrap(),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(ws.read(), Err(e) if e.is_would_block()));
+    assert_eq!(ws.get_ref().written, 10 + (64 << 10), "the echo was written");
+    let after = held_since(before);
+    eprintln!("blocking connection: {idle} B of heap idle, {after} B after a 64 KiB echo");
+    assert!(
+        after <= idle + 512,
+        "{after} B held after a 64 KiB echo (idle {idle} B)"
+    );
+}
+
+// The same under the tokio driver: after a 64 KiB message in and its echo
+// out, the stream holds no read or write buffer (it reads into the stack;
+// before, it kept a 64 KiB receive buffer).
+#[cfg(feature = "tokio")]
+#[test]
+fn tokio_driver_holds_no_buffers_when_idle() {
+    use futures_util::{SinkExt, StreamExt};
+    let _g = SERIAL.lock().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let payload = vec![5u8; 64 << 10];
+        let frame = wire::frame(0x2, true, 0, Some([1, 2, 3, 4]), &payload);
+        let before = alloc_count::bytes_this_thread();
+        let mut ws = wsmachine::tokio::WebSocketStream::from_connection(server(), Scripted::new(Vec::new()));
+        // One poll that finds nothing yet makes the timer and the wakers.
+        assert!(futures_util::FutureExt::now_or_never(ws.next()).is_none());
+        let idle = held_since(before);
+        ws.get_mut().input = frame;
+        match ws.next().await {
+            Some(Ok(Event::Binary(b))) => ws.send(Message::Binary(b)).await.unwrap(),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            futures_util::FutureExt::now_or_never(ws.next()).is_none(),
+            "nothing more"
+        );
+        assert_eq!(ws.get_ref().written, 10 + (64 << 10), "the echo was written");
+        let after = held_since(before);
+        eprintln!("tokio stream: {idle} B of heap idle, {after} B after a 64 KiB echo");
+        assert!(
+            after <= idle + 512,
+            "{after} B held after a 64 KiB echo (idle {idle} B)"
+        );
+    });
 }

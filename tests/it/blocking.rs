@@ -230,3 +230,91 @@ fn accept_gives_up_on_a_silent_client() {
     let _ = tcp.read_to_string(&mut answer);
     assert!(answer.starts_with("HTTP/1.1 408 "), "{answer:?}");
 }
+
+// Keepalive through the blocking driver on a blocking socket without a read
+// timeout of its own: the driver bounds each read by the machine's next
+// deadline, so a silent peer gets its ping and then the 1011 close.
+#[test]
+fn keepalive_fires_on_a_blocking_socket() {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        let config = Config {
+            ping_interval: Some(Duration::from_millis(300)),
+            ping_timeout: Some(Duration::from_millis(300)),
+            ..Config::default()
+        };
+        let mut ws = blocking::accept_with(tcp, config, |_| Decision::Accept(Accept::new())).unwrap();
+        let started = std::time::Instant::now();
+        let first = ws.read();
+        (first.map(|_| ()), started.elapsed())
+    });
+    let mut tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.write_all(
+        b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8];
+    while !head.ends_with(b"\r\n\r\n") {
+        tcp.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let opened = std::time::Instant::now();
+    let mut ping = [0u8; 10];
+    tcp.read_exact(&mut ping).unwrap();
+    let ping_after = opened.elapsed();
+    assert_eq!(ping[..2], [0x89, 8], "the keepalive ping");
+    assert!(
+        ping_after < Duration::from_millis(550),
+        "the ping is written when due: {ping_after:?}"
+    );
+    let (result, took) = server.join().unwrap();
+    assert!(
+        matches!(result, Err(Error::Failed(wsmachine::Failure::KeepaliveTimeout))),
+        "{result:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(600) && took < Duration::from_secs(3),
+        "took {took:?}"
+    );
+    let mut close = Vec::new();
+    let _ = tcp.read_to_end(&mut close);
+    assert_eq!(close[0], 0x88, "then the close frame");
+    assert_eq!(close[2..4], 1011u16.to_be_bytes());
+}
+
+// The caller's read timeout (`WebSocket::set_read_timeout`) and the
+// machine's deadlines bound a blocking read together: with keepalive due in
+// 20 s, a 50 ms read timeout still returns `WouldBlock` after 50 ms, and the
+// keepalive deadline is not lost.
+#[test]
+fn the_callers_read_timeout_and_the_deadlines_both_bound_a_read() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        let mut ws = blocking::accept(tcp).unwrap();
+        ws.set_read_timeout(Some(Duration::from_millis(50)));
+        let mut waits = Vec::new();
+        for _ in 0..5 {
+            let started = std::time::Instant::now();
+            let result = ws.read();
+            assert!(matches!(&result, Err(e) if e.is_would_block()), "{result:?}");
+            waits.push(started.elapsed());
+        }
+        (waits, ws.connection().poll_timeout().is_some())
+    });
+    let (_client, _) = blocking::connect(&format!("ws://127.0.0.1:{port}/")).unwrap();
+    let (waits, keepalive_pending) = server.join().unwrap();
+    for wait in waits {
+        assert!(
+            wait >= Duration::from_millis(45) && wait < Duration::from_secs(2),
+            "{wait:?}"
+        );
+    }
+    assert!(keepalive_pending, "the keepalive deadline is still there");
+}

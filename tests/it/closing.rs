@@ -122,10 +122,11 @@ fn close_timeout_when_the_peer_never_answers() {
     for role in [Role::Client, Role::Server] {
         let config = Config {
             close_timeout: Duration::from_millis(250),
+            ping_interval: None,
             ..Config::default()
         };
         let mut conn = open(role, config);
-        assert_eq!(conn.poll_timeout(), None, "no timer while OPEN");
+        assert_eq!(conn.poll_timeout(), None, "no timer while OPEN without keepalive");
         conn.close(CloseCode::NORMAL, "").unwrap();
         // Due at once (at the latest time passed in), so the caller's next
         // handle_timeout gives it its deadline.

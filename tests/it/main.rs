@@ -33,10 +33,12 @@ mod handshake;
 mod http_rules;
 #[cfg(all(feature = "tokio", feature = "deflate"))]
 mod hyper_upgrade;
+mod keepalive;
 mod limits;
 mod messages;
 mod origin;
 mod properties;
+mod proxy;
 #[cfg(feature = "rustls")]
 mod tls;
 #[cfg(feature = "tokio")]

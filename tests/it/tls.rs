@@ -303,6 +303,44 @@ fn connect_trusts_public_roots_only_so_a_private_ca_is_an_unknown_issuer() {
     assert_client_refused(server);
 }
 
+/// A plain HTTP `CONNECT` proxy for one connection (no credentials); its port.
+fn connect_proxy() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let (mut tcp, _) = listener.accept().unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8];
+        while !head.ends_with(b"\r\n\r\n") && tcp.read(&mut byte).unwrap_or(0) == 1 {
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        let target = head.strip_prefix("CONNECT ").and_then(|r| r.split(' ').next()).unwrap();
+        let upstream = TcpStream::connect(target.replace("localhost", "127.0.0.1")).unwrap();
+        tcp.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").unwrap();
+        let (mut down, mut up) = (tcp.try_clone().unwrap(), upstream.try_clone().unwrap());
+        std::thread::spawn(move || std::io::copy(&mut down, &mut up));
+        let (mut tcp, mut upstream) = (tcp, upstream);
+        let _ = std::io::copy(&mut upstream, &mut tcp);
+    });
+    port
+}
+
+/// `connect_via` runs TLS over the proxy's tunnel, with the target's name:
+/// the server's certificate is checked (here against Mozilla's roots, so the
+/// test CA is an unknown issuer, and the server gets the client's alert).
+#[test]
+fn wss_through_a_proxy_runs_tls_over_the_tunnel() {
+    let pki = Pki::new();
+    let (port, server) = blocking_echo_server(pki.acceptor(), Config::default());
+    let proxy = wsmachine::proxy::Proxy::parse(&format!("http://127.0.0.1:{}", connect_proxy())).unwrap();
+    match blocking::connect_via(&format!("wss://localhost:{port}/"), Some(&proxy)) {
+        Err(e) => assert!(is_unknown_issuer(&e), "{e:?}"),
+        Ok(_) => panic!("trusted a certificate from a private CA"),
+    }
+    assert_client_refused(server);
+}
+
 /// Nothing installs a process-wide `CryptoProvider`, and nothing needs one:
 /// the configs are built with the crate's provider (ring). (A config built
 /// with `ClientConfig::builder()` would have installed the default.)

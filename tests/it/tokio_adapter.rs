@@ -523,3 +523,197 @@ async fn accept_gives_up_on_a_silent_client() {
         String::from_utf8_lossy(&answer)
     );
 }
+
+const RAW_UPGRADE: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+    Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+/// Reads up to the end of an HTTP head.
+async fn read_head<R: tokio::io::AsyncRead + Unpin>(r: &mut R) -> String {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(r.read_u8().await.unwrap());
+    }
+    String::from_utf8(head).unwrap()
+}
+
+// Keepalive through the tokio driver, with the default settings (Python
+// websockets': 20 s and 20 s): a peer that goes silent after the handshake
+// gets a ping after 20 s and, never answering, a close frame with 1011 after
+// 40 s; the application sees `Failure::KeepaliveTimeout`.
+#[tokio::test(start_paused = true)]
+async fn keepalive_pings_a_silent_peer_then_fails_with_1011() {
+    let (server_io, mut peer) = tokio::io::duplex(64 << 10);
+    let server = tokio::spawn(async move {
+        let mut ws = ws::accept(server_io).await?;
+        let mut seen = Vec::new();
+        while let Some(event) = ws.next().await {
+            seen.push(event.map_err(|e| e.to_string()));
+        }
+        Ok::<_, Error>(seen)
+    });
+    peer.write_all(RAW_UPGRADE).await.unwrap();
+    assert!(read_head(&mut peer).await.starts_with("HTTP/1.1 101 "));
+    let opened = tokio::time::Instant::now();
+    let mut ping = [0u8; 10];
+    peer.read_exact(&mut ping).await.unwrap();
+    assert_eq!(ping[..2], [0x89, 8], "an unmasked ping with an 8-byte payload");
+    assert_eq!(opened.elapsed(), Duration::from_secs(20));
+    let mut close = [0u8; 4];
+    peer.read_exact(&mut close).await.unwrap();
+    assert_eq!(close[0], 0x88);
+    assert_eq!(close[2..4], 1011u16.to_be_bytes());
+    assert_eq!(opened.elapsed(), Duration::from_secs(40));
+    let seen = server.await.unwrap().unwrap();
+    assert!(
+        matches!(&seen[..], [Err(e), Ok(Event::Closed(info))] if e.contains("keepalive") && info.code == CloseCode::INTERNAL_ERROR),
+        "{seen:?}"
+    );
+}
+
+// Keepalive answered: the peer's pong keeps the connection open, and the
+// round-trip time is there for the application.
+#[tokio::test(start_paused = true)]
+async fn keepalive_answered_gives_the_round_trip_time() {
+    let (server_io, mut peer) = tokio::io::duplex(64 << 10);
+    let (done_tx, done_rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let mut ws = ws::accept(server_io).await.unwrap();
+        let mut pongs = 0;
+        tokio::select! {
+            _ = async { while let Some(Ok(event)) = ws.next().await { if matches!(event, Event::Pong(_)) { pongs += 1; } } } => {}
+            _ = done_rx => {}
+        }
+        (pongs, ws.connection().keepalive_rtt(), ws.connection().state())
+    });
+    peer.write_all(RAW_UPGRADE).await.unwrap();
+    read_head(&mut peer).await;
+    for _ in 0..3 {
+        let mut ping = [0u8; 10];
+        peer.read_exact(&mut ping).await.unwrap();
+        assert_eq!(ping[0], 0x89);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        // The pong, masked with a zero key, carrying the ping's payload.
+        let mut pong = vec![0x8a, 0x88, 0, 0, 0, 0];
+        pong.extend_from_slice(&ping[2..]);
+        peer.write_all(&pong).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    done_tx.send(()).unwrap();
+    let (pongs, rtt, state) = server.await.unwrap();
+    assert_eq!(pongs, 3);
+    assert_eq!(rtt, Some(Duration::from_millis(30)));
+    assert_eq!(state, wsmachine::ReadyState::Open);
+}
+
+/// A future that is pending on its first poll and ready on the second: in a
+/// biased `select!` after a `next()`, it drops that `next()` whenever the
+/// `next()` would wait.
+struct ReadyOnSecondPoll(bool);
+
+impl std::future::Future for ReadyOnSecondPoll {
+    type Output = ();
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
+/// The message `i` of the cancellation tests: 100 KiB, different for each.
+fn nth_message(i: usize) -> Vec<u8> {
+    (0..100 << 10).map(|j| ((i * 7 + j * 13) % 251) as u8).collect()
+}
+
+/// The writer of the cancellation tests: sends the messages in 1,000-byte
+/// fragments, each flush cancelled whenever it would wait (the frame in
+/// progress stays queued and goes on where it stopped), then closes.
+/// Returns how many flushes were cancelled.
+fn cancelling_writer(io: tokio::io::DuplexStream, messages: usize) -> JoinHandle<usize> {
+    tokio::spawn(async move {
+        let mut ws = ws::WebSocketStream::from_connection(wsmachine::Connection::open_server(Config::default()), io);
+        let mut cancelled = 0usize;
+        for i in 0..messages {
+            let message = nth_message(i);
+            let pieces: Vec<&[u8]> = message.chunks(1000).collect();
+            for (k, piece) in pieces.iter().enumerate() {
+                let fin = k + 1 == pieces.len();
+                ws.connection_mut()
+                    .send_fragment(wsmachine::DataKind::Binary, piece, fin)
+                    .unwrap();
+                loop {
+                    tokio::select! {
+                        biased;
+                        done = ws.flush() => { done.unwrap(); break; }
+                        _ = ReadyOnSecondPoll(false) => cancelled += 1,
+                    }
+                }
+            }
+        }
+        ws.close(CloseCode::NORMAL, "done").await.unwrap();
+        while let Some(event) = ws.next().await {
+            event.unwrap();
+        }
+        cancelled
+    })
+}
+
+/// The reader of the cancellation tests: reads to the end with every
+/// `next()` dropped whenever it would wait; checks each message. Returns
+/// (messages received, reads cancelled).
+async fn cancelling_reader<S: futures_util::Stream<Item = Result<Event>> + Unpin>(ws: &mut S) -> (usize, usize) {
+    let (mut received, mut cancelled) = (0usize, 0usize);
+    loop {
+        let event = tokio::select! {
+            biased;
+            event = ws.next() => event,
+            _ = ReadyOnSecondPoll(false) => { cancelled += 1; continue; }
+        };
+        match event {
+            Some(Ok(Event::Binary(data))) => {
+                assert!(
+                    data[..] == nth_message(received)[..],
+                    "message {received} arrived whole"
+                );
+                received += 1;
+            }
+            Some(Ok(Event::Closed(info))) => assert!(info.was_clean),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => panic!("{e}"),
+            None => return (received, cancelled),
+        }
+    }
+}
+
+// Cancellation safety (issue "real internet"; fastwebsockets #64/#113):
+// `next()` dropped inside `select!` at any point loses no byte, event or
+// frame. 40 fragmented messages of 100 KiB, sent in 1,000-byte fragments
+// through a 1 KiB pipe, are read with the read cancelled every time it
+// would wait (thousands of times); the writer's flushes are cancelled the
+// same way, mid-frame. Every message arrives whole and in order; the same
+// through the read half of a split stream.
+#[tokio::test]
+async fn next_and_flush_can_be_cancelled_at_any_point() {
+    const MESSAGES: usize = 40;
+    for split in [false, true] {
+        let (a, b) = tokio::io::duplex(1024);
+        let writer = cancelling_writer(a, MESSAGES);
+        let client =
+            wsmachine::Connection::open_client(Config::default(), wsmachine::rng::ChaCha20Rng::from_seed([9; 32]));
+        let ws = ws::WebSocketStream::from_connection(client, b);
+        let (received, cancelled) = if split {
+            let (_write, mut read) = ws.split();
+            cancelling_reader(&mut read).await
+        } else {
+            let mut ws = ws;
+            cancelling_reader(&mut ws).await
+        };
+        let writer_cancelled = writer.await.unwrap();
+        eprintln!("split {split}: reads cancelled {cancelled} times, flushes {writer_cancelled} times");
+        assert_eq!(received, MESSAGES);
+        assert!(cancelled >= 1000, "only {cancelled} cancelled reads");
+        assert!(writer_cancelled >= 1000, "only {writer_cancelled} cancelled flushes");
+    }
+}
