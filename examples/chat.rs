@@ -3,9 +3,12 @@
 //!
 //! ```text
 //! cargo run --example chat [ADDR] [ORIGIN...]    # default 127.0.0.1:9999
+//! cargo run --features rustls --example chat -- --tls CERT.pem KEY.pem [ADDR] [ORIGIN...]
 //! ```
 //!
-//! Open http://127.0.0.1:9999 in several tabs. Each tab gets a name
+//! Open http://127.0.0.1:9999 in several tabs (https://… with `--tls`:
+//! the page is served over TLS and connects with `wss://`; `CERT.pem` holds
+//! the certificate chain, `KEY.pem` its key). Each tab gets a name
 //! (`guest-1`, `guest-2`, …) announced to the others; the page shows the
 //! socket's `readyState` (CONNECTING, OPEN, CLOSING, CLOSED) and reconnects
 //! with backoff when the server goes away and comes back.
@@ -22,7 +25,9 @@
 //! The server is a small event loop over [`blocking::WebSocket`] with
 //! non-blocking `TcpStream`s: accept what is waiting, `read()` each
 //! connection until `WouldBlock`, broadcast, `flush()`, sleep a little when
-//! idle. The handshake runs inside that loop too (the upgrade arrives as
+//! idle. With `--tls` each socket is wrapped in a `rustls::StreamOwned`,
+//! which works non-blocking as well: the TLS handshake runs inside `read()`.
+//! The handshake runs inside that loop too (the upgrade arrives as
 //! `Event::Request`, a plain `GET /` as `Event::HttpRequest` answered with
 //! the page), so a slow client never stalls the others. A real server would
 //! wait in `poll`/`epoll` instead of sleeping; the driving code stays the same.
@@ -37,7 +42,7 @@ use serde_json::json;
 use std::io::ErrorKind;
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
-use wsmachine::blocking::{self, WebSocket};
+use wsmachine::blocking::{self, Transport, WebSocket};
 use wsmachine::{
     Accept, Backpressure, CloseCode, Config, Connection, Event, HttpResponse, Origin, OriginPolicy, ReadyState,
 };
@@ -167,10 +172,17 @@ connect();
 </body></html>
 "#;
 
+/// The TLS configuration, with the `rustls` feature.
+#[cfg(feature = "rustls")]
+type Tls = wsmachine::tls::TlsAcceptor;
+#[cfg(not(feature = "rustls"))]
+type Tls = std::convert::Infallible;
+
 /// One TCP connection: in the handshake, then a chatting tab.
 struct Client {
     id: u64,
-    ws: WebSocket<TcpStream>,
+    /// Over TCP, or TLS over TCP.
+    ws: WebSocket<Box<dyn Transport>>,
     /// The name, once OPEN (and until CLOSED).
     name: Option<String>,
     /// The transport can be dropped.
@@ -186,6 +198,8 @@ struct Room {
     config: Config,
     /// Which pages may open a socket.
     origins: OriginPolicy,
+    /// Serve over TLS.
+    tls: Option<Tls>,
 }
 
 /// Which chatting tabs a message goes to (by connection id).
@@ -206,9 +220,10 @@ impl To {
 }
 
 impl Room {
-    fn new(origins: OriginPolicy) -> Self {
+    fn new(origins: OriginPolicy, tls: Option<Tls>) -> Self {
         Room {
             origins,
+            tls,
             clients: Vec::new(),
             accepted: 0,
             joined: 0,
@@ -240,6 +255,7 @@ impl Room {
                         continue;
                     }
                     let _ = stream.set_nodelay(true);
+                    let Some(stream) = self.transport(stream) else { continue };
                     // The machine starts in CONNECTING; the handshake happens in `read()`.
                     let conn = Connection::server(self.config.clone());
                     self.accepted += 1;
@@ -259,6 +275,23 @@ impl Room {
                     return any;
                 }
             }
+        }
+    }
+
+    /// The socket, or a TLS session over it (whose handshake runs in `read()`).
+    fn transport(&self, stream: TcpStream) -> Option<Box<dyn Transport>> {
+        match &self.tls {
+            None => Some(Box::new(stream)),
+            #[cfg(feature = "rustls")]
+            Some(tls) => match wsmachine::tls::rustls::ServerConnection::new(tls.config().clone()) {
+                Ok(session) => Some(Box::new(wsmachine::tls::rustls::StreamOwned::new(session, stream))),
+                Err(e) => {
+                    eprintln!("TLS: {e}");
+                    None
+                }
+            },
+            #[cfg(not(feature = "rustls"))]
+            Some(never) => match *never {},
         }
     }
 
@@ -385,8 +418,38 @@ impl Room {
     }
 }
 
+/// `--tls CERT.pem KEY.pem`, taken out of `args`.
+fn take_tls(args: &mut Vec<String>) -> Option<Tls> {
+    let at = args.iter().position(|a| a == "--tls")?;
+    let files: Vec<String> = args.drain(at..(at + 3).min(args.len())).skip(1).collect();
+    let [cert, key] = files.as_slice() else {
+        eprintln!("usage: chat [--tls CERT.pem KEY.pem] [ADDR] [ORIGIN...]");
+        std::process::exit(2);
+    };
+    load_tls(cert, key)
+}
+
+#[cfg(feature = "rustls")]
+fn load_tls(cert: &str, key: &str) -> Option<Tls> {
+    match wsmachine::tls::TlsAcceptor::from_pem_files(cert, key) {
+        Ok(tls) => Some(tls),
+        Err(e) => {
+            eprintln!("--tls: {e}");
+            std::process::exit(2);
+        }
+    }
+}
+
+#[cfg(not(feature = "rustls"))]
+fn load_tls(_: &str, _: &str) -> Option<Tls> {
+    eprintln!("--tls needs the rustls feature: cargo run --features rustls --example chat -- --tls CERT.pem KEY.pem");
+    std::process::exit(2);
+}
+
 fn main() {
-    let mut args = std::env::args().skip(1);
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let tls = take_tls(&mut args);
+    let mut args = args.into_iter();
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:9999".to_string());
     let mut origins = OriginPolicy::same_origin();
     for arg in args {
@@ -405,8 +468,11 @@ fn main() {
             std::process::exit(1);
         }
     };
-    println!("chat on http://{addr} (WebSocket on ws://{addr}/chat)");
-    let mut room = Room::new(origins);
+    match tls {
+        Some(_) => println!("chat on https://{addr} (WebSocket on wss://{addr}/chat)"),
+        None => println!("chat on http://{addr} (WebSocket on ws://{addr}/chat)"),
+    }
+    let mut room = Room::new(origins, tls);
     loop {
         let mut busy = room.accept_new(&listener);
         let mut out = Vec::new();

@@ -37,11 +37,10 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
-use wsmachine::tokio::{Error, WebSocketStream};
+use wsmachine::tokio::{Error, MaybeTlsStream, WebSocketStream};
 use wsmachine::{ClientRequest, CloseCode, Event, Message};
 
-type Ws = WebSocketStream<TcpStream>;
+type Ws = WebSocketStream<MaybeTlsStream>;
 
 /// Open files besides the connections (stdio, the runtime's epoll and eventfd, slack).
 const SPARE_FILES: libc::rlim_t = 64;

@@ -37,6 +37,7 @@ DROP='^impl(<.*>)? !?core::marker::(Freeze|UnsafeUnpin) for '
 SETS=(
   "default|"
   "tokio|--features tokio"
+  "rustls|--features rustls-native-roots,tokio"
   "no_std|--no-default-features"
 )
 

@@ -37,7 +37,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::driver::{decide_on, tcp_target};
+use crate::driver::{decide_on, tcp_target, tls_or_io};
 use crate::{ClientRequest, CloseCode, Config, Connection, Event, Outgoing, Request, Response};
 use core::cell::RefCell;
 use core::time::Duration;
@@ -89,6 +89,107 @@ impl Transport for TcpStream {
 impl Transport for std::os::unix::net::UnixStream {
     fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         std::os::unix::net::UnixStream::set_read_timeout(self, timeout)
+    }
+}
+
+/// A rustls stream (feature `rustls`): the read timeout goes to the socket
+/// under it, so deadlines fire while a TLS peer is silent. A read that
+/// times out in the middle of a TLS record keeps what it read; the next
+/// read goes on from there.
+#[cfg(feature = "rustls")]
+impl<C, T, D> Transport for rustls::StreamOwned<C, T>
+where
+    C: core::ops::DerefMut + core::ops::Deref<Target = rustls::ConnectionCommon<D>>,
+    T: Transport,
+    D: rustls::SideData,
+{
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.sock.set_read_timeout(timeout)
+    }
+}
+
+/// The stream [`connect`] opens: TCP, or TLS over TCP for a `wss://` URL
+/// (feature `rustls`). It reads and writes through TLS when there is TLS;
+/// [`MaybeTlsStream::tcp`] is the socket under it, for socket options.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum MaybeTlsStream {
+    /// A `ws://` connection.
+    Plain(TcpStream),
+    /// A `wss://` connection (boxed: a rustls session is large, a plain
+    /// connection need not carry its size).
+    #[cfg(feature = "rustls")]
+    Rustls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl MaybeTlsStream {
+    /// The TCP socket (under TLS, if any).
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            MaybeTlsStream::Plain(tcp) => tcp,
+            #[cfg(feature = "rustls")]
+            MaybeTlsStream::Rustls(tls) => &tls.sock,
+        }
+    }
+
+    /// Whether the connection runs over TLS.
+    pub fn is_tls(&self) -> bool {
+        !matches!(self, MaybeTlsStream::Plain(_))
+    }
+
+    /// Sets the socket's read timeout (`TcpStream::set_read_timeout`). The
+    /// driver sets it too, from the machine's deadlines: for a wake-up
+    /// interval of your own use [`WebSocket::set_read_timeout`].
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.tcp().set_read_timeout(timeout)
+    }
+
+    /// Puts the socket in non-blocking mode or out of it
+    /// (`TcpStream::set_nonblocking`); TLS works over either.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.tcp().set_nonblocking(nonblocking)
+    }
+}
+
+impl Read for MaybeTlsStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            MaybeTlsStream::Plain(tcp) => tcp.read(buf),
+            #[cfg(feature = "rustls")]
+            MaybeTlsStream::Rustls(tls) => tls.read(buf),
+        }
+    }
+}
+
+impl Write for MaybeTlsStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            MaybeTlsStream::Plain(tcp) => tcp.write(buf),
+            #[cfg(feature = "rustls")]
+            MaybeTlsStream::Rustls(tls) => tls.write(buf),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            MaybeTlsStream::Plain(tcp) => tcp.write_vectored(bufs),
+            #[cfg(feature = "rustls")]
+            MaybeTlsStream::Rustls(tls) => tls.write_vectored(bufs),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            MaybeTlsStream::Plain(tcp) => tcp.flush(),
+            #[cfg(feature = "rustls")]
+            MaybeTlsStream::Rustls(tls) => tls.flush(),
+        }
+    }
+}
+
+impl Transport for MaybeTlsStream {
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        MaybeTlsStream::set_read_timeout(self, timeout)
     }
 }
 
@@ -467,17 +568,107 @@ pub fn accept_with<S: Transport>(
     Ok(ws)
 }
 
-/// Client side: connects to a `ws://` URL over TCP and runs the handshake.
-/// Returns the OPEN socket and the server's response.
+/// Client side: connects to a `ws://` URL over TCP, or to a `wss://` URL
+/// over TLS (feature `rustls`, trusting Mozilla's roots:
+/// `tls::TlsConnector::new`), and runs the
+/// handshake. Returns the OPEN socket and the server's response. Without the
+/// `rustls` feature a `wss://` URL is `Err(Error::TlsNotSupported)`.
 ///
 /// Each address the host resolves to is tried for at most the handshake
-/// timeout (`Config::handshake_timeout`, 10 s), which then bounds the
-/// handshake itself.
-pub fn connect(url: &str) -> Result<(WebSocket<TcpStream>, Box<Response>), Error> {
-    let (request, host, port) = tcp_target(url)?;
-    let config = Config::default();
-    let stream = connect_tcp(&host, port, config.handshake_timeout)?;
-    connect_with(stream, request, config)
+/// timeout (`Config::handshake_timeout`, 10 s), which then bounds the TLS
+/// handshake, and then the WebSocket handshake.
+pub fn connect(url: &str) -> Result<(WebSocket<MaybeTlsStream>, Box<Response>), Error> {
+    let request = ClientRequest::from_url(url)?;
+    open(request, Config::default(), None, None)
+}
+
+/// Client side, through `proxy` (HTTP `CONNECT` or SOCKS5) when it is
+/// given, directly otherwise: opens the tunnel to the URL's host and port,
+/// then runs the handshake over it, through TLS for a `wss://` URL (feature
+/// `rustls`, Mozilla's roots). The whole (TCP connect, tunnel) is bounded by
+/// the handshake timeout, as `connect` is, and so is the TLS handshake
+/// after it. Take the proxy from the environment, curl's way, with
+/// [`Proxy::from_env`](crate::proxy::Proxy::from_env):
+///
+/// ```no_run
+/// use wsmachine::blocking;
+/// use wsmachine::proxy::Proxy;
+/// let url = "ws://echo.example/";
+/// let proxy = Proxy::from_env(url)?;
+/// let (ws, _response) = blocking::connect_via(url, proxy.as_ref())?;
+/// # let _ = ws;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn connect_via(
+    url: &str,
+    proxy: Option<&crate::proxy::Proxy>,
+) -> Result<(WebSocket<MaybeTlsStream>, Box<Response>), Error> {
+    let request = ClientRequest::from_url(url)?;
+    open(request, Config::default(), proxy, None)
+}
+/// Client side with a TLS configuration of one's own (feature `rustls`):
+/// connects to `request`'s host and port, over TLS with `tls` for a
+/// `wss://` request (over TCP for `ws://`), and runs the handshake with
+/// `config`. The TCP connect, the TLS handshake and the WebSocket handshake
+/// are each bounded by `config.handshake_timeout`. A certificate that is not
+/// trusted or not valid for the host is `Err(Error::Tls(..))`.
+///
+/// ```no_run
+/// use wsmachine::blocking;
+/// use wsmachine::tls::{self, TlsConnector};
+/// use wsmachine::{ClientRequest, Config};
+///
+/// let mut roots = tls::rustls::RootCertStore::empty();
+/// for ca in tls::load_certs("ca.pem")? {
+///     roots.add(ca)?;
+/// }
+/// let tls = TlsConnector::with_roots(roots)?;
+/// let request = ClientRequest::from_url("wss://localhost:9443/chat")?.protocol("chat.v1");
+/// let (ws, response) = blocking::connect_with_tls(request, Config::default(), &tls)?;
+/// # let _ = (ws, response);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[cfg(feature = "rustls")]
+pub fn connect_with_tls(
+    request: ClientRequest,
+    config: Config,
+    tls: &crate::tls::TlsConnector,
+) -> Result<(WebSocket<MaybeTlsStream>, Box<Response>), Error> {
+    open(request, config, None, Some(tls))
+}
+
+#[cfg(not(feature = "rustls"))]
+type Tls = core::convert::Infallible;
+#[cfg(feature = "rustls")]
+type Tls = crate::tls::TlsConnector;
+
+/// Connects over TCP, through `proxy` if given, then TLS for `wss://`, and
+/// runs the handshake.
+fn open(
+    request: ClientRequest,
+    config: Config,
+    proxy: Option<&crate::proxy::Proxy>,
+    tls: Option<&Tls>,
+) -> Result<(WebSocket<MaybeTlsStream>, Box<Response>), Error> {
+    let (host, port) = tcp_target(&request)?;
+    let tcp = match proxy {
+        None => connect_tcp(&host, port, config.handshake_timeout)?,
+        Some(proxy) => {
+            let proxy_host = proxy.host.trim_start_matches('[').trim_end_matches(']');
+            let mut stream = connect_tcp(proxy_host, proxy.port, config.handshake_timeout)?;
+            // The proxy's answer is part of the handshake: bounded the same way.
+            stream.set_read_timeout(Some(config.handshake_timeout))?;
+            crate::proxy::tunnel_blocking(&mut stream, proxy, request.host(), port)?;
+            stream.set_read_timeout(None)?;
+            stream
+        }
+    };
+    let stream = if request.is_secure() {
+        tls_client(tcp, &host, &config, tls)?
+    } else {
+        MaybeTlsStream::Plain(tcp)
+    };
+    connect_with(stream, request, config).map_err(tls_or_io)
 }
 
 /// Opens a TCP connection to `host` (an IPv6 address without brackets) and
@@ -497,37 +688,101 @@ fn connect_tcp(host: &str, port: u16, timeout: Duration) -> io::Result<TcpStream
     Err(last)
 }
 
-/// Client side, through `proxy` (HTTP `CONNECT` or SOCKS5) when it is
-/// given, directly otherwise: opens the tunnel to the URL's host and port,
-/// then runs the handshake over it. The whole (TCP connect, tunnel) is
-/// bounded by the handshake timeout, as `connect` is. Take the proxy from
-/// the environment, curl's way, with [`Proxy::from_env`](crate::proxy::Proxy::from_env):
+#[cfg(not(feature = "rustls"))]
+fn tls_client(_: TcpStream, _: &str, _: &Config, _: Option<&Tls>) -> Result<MaybeTlsStream, Error> {
+    Err(Error::TlsNotSupported)
+}
+
+/// The TLS handshake with `host` over `tcp`, bounded by the handshake timeout.
+#[cfg(feature = "rustls")]
+fn tls_client(tcp: TcpStream, host: &str, config: &Config, tls: Option<&Tls>) -> Result<MaybeTlsStream, Error> {
+    let session = match tls {
+        Some(tls) => tls.client(host),
+        None => crate::tls::TlsConnector::new().and_then(|tls| tls.client(host)),
+    }
+    .map_err(Error::Tls)?;
+    let mut stream = rustls::StreamOwned::new(session, tcp);
+    tls_handshake(&mut stream.conn, &mut stream.sock, config.handshake_timeout)?;
+    Ok(MaybeTlsStream::Rustls(Box::new(stream)))
+}
+
+/// Runs a TLS handshake to its end on a blocking socket, each read and
+/// write bounded by what is left of `timeout` (then `Error::Io` with
+/// `ErrorKind::TimedOut`). The socket's timeouts are cleared afterwards (the
+/// driver sets its own).
+#[cfg(feature = "rustls")]
+fn tls_handshake<D: rustls::SideData>(
+    session: &mut rustls::ConnectionCommon<D>,
+    sock: &mut TcpStream,
+    timeout: Duration,
+) -> Result<(), Error> {
+    let timed_out = || Error::Io(io::Error::new(ErrorKind::TimedOut, "the TLS handshake timed out"));
+    // `Duration::MAX` (or anything past the clock's range) is never.
+    let deadline = StdInstant::now().checked_add(timeout);
+    let result = (|| {
+        while session.is_handshaking() {
+            let left = match deadline {
+                Some(at) => match at.checked_duration_since(StdInstant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Err(timed_out()),
+                },
+                None => None,
+            };
+            sock.set_read_timeout(left)?;
+            sock.set_write_timeout(left)?;
+            match session.complete_io(sock) {
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => return Err(timed_out()),
+                Err(e) => return Err(Error::from(e)),
+            }
+        }
+        Ok(())
+    })();
+    let cleared = sock.set_read_timeout(None).and_then(|()| sock.set_write_timeout(None));
+    result?;
+    cleared.map_err(Error::Io)
+}
+
+/// Server side over TLS (feature `rustls`): runs the TLS handshake on
+/// `stream` with `tls` (bounded by `config.handshake_timeout`; then
+/// `Error::Io` with `ErrorKind::TimedOut`), then the WebSocket handshake as
+/// [`accept_with`] does (bounded by the same timeout again). The stream must
+/// block. A client that breaks TLS is `Err(Error::Tls(..))`.
+///
+/// A non-blocking server instead wraps the socket in
+/// `rustls::StreamOwned::new(rustls::ServerConnection::new(tls.config().clone())?, tcp)`
+/// and drives it with [`WebSocket::from_connection`]: the TLS handshake then
+/// runs inside [`WebSocket::read`], and `WouldBlock` comes back as usual (as
+/// `examples/chat.rs --tls` does).
 ///
 /// ```no_run
-/// use wsmachine::blocking;
-/// use wsmachine::proxy::Proxy;
-/// let url = "ws://echo.example/";
-/// let proxy = Proxy::from_env(url)?;
-/// let (ws, _response) = blocking::connect_via(url, proxy.as_ref())?;
-/// # let _ = ws;
+/// use wsmachine::blocking::{self, Decision};
+/// use wsmachine::tls::TlsAcceptor;
+/// use wsmachine::{Accept, Config};
+///
+/// let tls = TlsAcceptor::from_pem_files("cert.pem", "key.pem")?;
+/// let listener = std::net::TcpListener::bind("127.0.0.1:9443")?;
+/// for tcp in listener.incoming() {
+///     let tls = tls.clone();
+///     std::thread::spawn(move || {
+///         let ws = blocking::accept_tls(tcp?, &tls, Config::default(), |_| Decision::Accept(Accept::new()))?;
+///         # let _ = ws;
+///         Ok::<(), blocking::Error>(())
+///     });
+/// }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn connect_via(
-    url: &str,
-    proxy: Option<&crate::proxy::Proxy>,
-) -> Result<(WebSocket<TcpStream>, Box<Response>), Error> {
-    let Some(proxy) = proxy else {
-        return connect(url);
-    };
-    let (request, _, port) = tcp_target(url)?;
-    let config = Config::default();
-    let proxy_host = proxy.host.trim_start_matches('[').trim_end_matches(']');
-    let mut stream = connect_tcp(proxy_host, proxy.port, config.handshake_timeout)?;
-    // The proxy's answer is part of the handshake: bounded the same way.
-    stream.set_read_timeout(Some(config.handshake_timeout))?;
-    crate::proxy::tunnel_blocking(&mut stream, proxy, request.host(), port)?;
-    stream.set_read_timeout(None)?;
-    connect_with(stream, request, config)
+#[cfg(feature = "rustls")]
+pub fn accept_tls(
+    mut stream: TcpStream,
+    tls: &crate::tls::TlsAcceptor,
+    config: Config,
+    decide: impl FnMut(&Request) -> Decision,
+) -> Result<WebSocket<rustls::StreamOwned<rustls::ServerConnection, TcpStream>>, Error> {
+    let mut session = tls.server().map_err(Error::Tls)?;
+    tls_handshake(&mut session, &mut stream, config.handshake_timeout)?;
+    accept_with(rustls::StreamOwned::new(session, stream), config, decide).map_err(tls_or_io)
 }
 
 /// Client side over any stream (for example a TLS stream): sends `request`

@@ -33,9 +33,18 @@ pub enum Error {
     /// The proxy could not be used, or refused the tunnel; says how (its
     /// HTTP status, its SOCKS5 reply).
     Proxy(crate::proxy::ProxyError),
-    /// `connect` was given a `wss://` URL: TLS is not built in yet; open a
-    /// TLS stream and use `connect_with`.
+    /// `connect` was given a `wss://` URL but the crate was built without
+    /// the `rustls` feature: enable it, or open a TLS stream yourself and
+    /// use `connect_with`.
     TlsNotSupported,
+    /// TLS failed (feature `rustls`): the peer's certificate was not
+    /// trusted (`rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)`),
+    /// is not valid for the name connected to (`..::NotValidForNameContext`),
+    /// the peer sent an alert or broke the TLS protocol, or the host is no
+    /// valid TLS server name. A failure of the transport under TLS is
+    /// [`Error::Io`].
+    #[cfg(feature = "rustls")]
+    Tls(rustls::Error),
     /// The server answered the request without upgrading it (for example a
     /// plain HTTP request served a page).
     NotUpgraded,
@@ -52,7 +61,11 @@ impl core::fmt::Display for Error {
             Error::Refused(e) => write!(f, "refused: {e}"),
             Error::Url(e) => write!(f, "URL: {e}"),
             Error::Proxy(e) => write!(f, "proxy: {e}"),
-            Error::TlsNotSupported => f.write_str("wss:// needs a TLS stream: use connect_with"),
+            Error::TlsNotSupported => f.write_str(
+                "wss:// needs TLS: build with the `rustls` feature, or open a TLS stream and use connect_with",
+            ),
+            #[cfg(feature = "rustls")]
+            Error::Tls(e) => write!(f, "TLS: {e}"),
             Error::NotUpgraded => f.write_str("the request was answered without a WebSocket upgrade"),
             Error::Closed => f.write_str("the connection is closed"),
         }
@@ -66,13 +79,22 @@ impl std::error::Error for Error {
             Error::Failed(e) => Some(e),
             Error::Refused(e) => Some(e),
             Error::Proxy(e) => Some(e),
+            #[cfg(feature = "rustls")]
+            Error::Tls(e) => Some(e),
             _ => None,
         }
     }
 }
 
 impl From<io::Error> for Error {
+    /// [`Error::Io`]; with the `rustls` feature, an I/O error that carries a
+    /// `rustls::Error` (what rustls' streams and tokio-rustls return for a
+    /// TLS failure) is `Error::Tls`.
     fn from(e: io::Error) -> Self {
+        #[cfg(feature = "rustls")]
+        if let Some(tls) = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+            return Error::Tls(tls.clone());
+        }
         Error::Io(e)
     }
 }
@@ -187,14 +209,22 @@ pub(crate) fn decide_on(
     }
 }
 
-/// The request for a `ws://` URL, and the host and port to open a TCP
-/// connection to (an IPv6 address without its brackets).
-pub(crate) fn tcp_target(url: &str) -> Result<(ClientRequest, String, u16), Error> {
-    let request = ClientRequest::from_url(url)?;
-    if request.is_secure() {
+/// The host and port to open a TCP connection to for `request` (an IPv6
+/// address without its brackets). Without the `rustls` feature a `wss://`
+/// request is [`Error::TlsNotSupported`].
+pub(crate) fn tcp_target(request: &ClientRequest) -> Result<(String, u16), Error> {
+    if request.is_secure() && !cfg!(feature = "rustls") {
         return Err(Error::TlsNotSupported);
     }
     let host = request.host().trim_start_matches('[').trim_end_matches(']').to_string();
-    let port = request.port();
-    Ok((request, host, port))
+    Ok((host, request.port()))
+}
+
+/// Turns an [`Error::Io`] that carries a TLS failure into [`Error::Tls`]
+/// (the drivers' reads report what the stream said as `Error::Io`).
+pub(crate) fn tls_or_io(e: Error) -> Error {
+    match e {
+        Error::Io(e) => Error::from(e),
+        other => other,
+    }
 }

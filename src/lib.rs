@@ -53,7 +53,7 @@
 //! | 5 | `upgrade` | what the application asks for and accepts: [`ClientRequest`], [`Accept`], [`Upgrade`] for handshakes done elsewhere |
 //! | 6 | `config`, `event`, [`Connection`] | the state machine, its settings and its events |
 //! | 7 | [`rng`] | randomness for client keys (any `RandomSource`) |
-//! | 8 | [`driver`], [`blocking`], `tokio` | drivers: move bytes and time, no protocol decisions; `driver` holds what they share |
+//! | 8 | [`driver`], [`blocking`], `tokio`, `tls` | drivers: move bytes and time, no protocol decisions; `driver` holds what they share, `tls` the TLS configs both use |
 //!
 //! ## Features
 //!
@@ -62,6 +62,8 @@
 //! | `std` | yes | OS randomness for client keys ([`Connection::client`]), `std::error::Error` impls, the [`blocking`] driver over `Read + Write` streams |
 //! | `deflate` | yes | permessage-deflate (RFC 7692), module [`deflate`]: offered with [`ClientRequest::deflate`], accepted with [`Accept::deflate`]; pure-Rust backends (zlib-rs through flate2 compresses, miniz_oxide inflates); implies `std` |
 //! | `tokio` | no | the async driver module `wsmachine::tokio`: a `Stream`/`Sink` over tokio's `AsyncRead + AsyncWrite` streams, timers on tokio's clock (implies `std`) |
+//! | `rustls` | no | `wss://` in `blocking::connect` and `tokio::connect`, TLS servers in both drivers, module `wsmachine::tls`: rustls on the `ring` provider, chosen explicitly (no process-wide provider needed), Mozilla's roots from `webpki-roots` (implies `std`) |
+//! | `rustls-native-roots` | no | `tls::native_roots()`: the platform's trusted roots, through `rustls-native-certs` (implies `rustls`) |
 //! | `portable-atomic` | no | targets without atomic compare-and-swap (thumbv6m), through `bytes` |
 //!
 //! Without `std` the crate is `no_std` + `alloc`; clients pass their own
@@ -88,6 +90,8 @@ pub mod handshake;
 pub mod proxy;
 pub mod rng;
 mod time;
+#[cfg(feature = "rustls")]
+pub mod tls;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 mod types;

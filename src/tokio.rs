@@ -80,7 +80,7 @@
 //! # Ok(()) }
 //! ```
 
-use crate::driver::{decide_on, tcp_target};
+use crate::driver::{decide_on, tcp_target, tls_or_io};
 use crate::{ClientRequest, CloseCode, CloseInfo, Config, Connection, Event, Message, ReadyState, Request, Response};
 use ::tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use ::tokio::net::TcpStream;
@@ -665,52 +665,260 @@ pub async fn accept_with<T: AsyncRead + AsyncWrite + Unpin>(
     Ok(ws)
 }
 
-/// Client side: connects to a `ws://` URL over TCP and runs the handshake.
-/// Returns the OPEN stream and the server's response. For `wss://`, open a
-/// TLS stream and use [`connect_with`].
+/// The stream [`connect`] opens: TCP, or TLS over TCP for a `wss://` URL
+/// (feature `rustls`, through tokio-rustls). It reads and writes through
+/// TLS when there is TLS; [`MaybeTlsStream::tcp`] is the socket under it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum MaybeTlsStream {
+    /// A `ws://` connection.
+    Plain(TcpStream),
+    /// A `wss://` connection (boxed: a rustls session is large, a plain
+    /// connection need not carry its size).
+    #[cfg(feature = "rustls")]
+    Rustls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl MaybeTlsStream {
+    /// The TCP socket (under TLS, if any).
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            MaybeTlsStream::Plain(tcp) => tcp,
+            #[cfg(feature = "rustls")]
+            MaybeTlsStream::Rustls(tls) => tls.get_ref().0,
+        }
+    }
+
+    /// Whether the connection runs over TLS.
+    pub fn is_tls(&self) -> bool {
+        !matches!(self, MaybeTlsStream::Plain(_))
+    }
+}
+
+impl AsyncRead for MaybeTlsStream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTlsStream::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
+            #[cfg(feature = "rustls")]
+            MaybeTlsStream::Rustls(tls) => Pin::new(tls.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for MaybeTlsStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            MaybeTlsStream::Plain(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            #[cfg(feature = "rustls")]
+            MaybeTlsStream::Rustls(tls) => Pin::new(tls.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            MaybeTlsStream::Plain(tcp) => Pin::new(tcp).poll_write_vectored(cx, bufs),
+            #[cfg(feature = "rustls")]
+            MaybeTlsStream::Rustls(tls) => Pin::new(tls.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            MaybeTlsStream::Plain(tcp) => tcp.is_write_vectored(),
+            #[cfg(feature = "rustls")]
+            MaybeTlsStream::Rustls(tls) => tls.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTlsStream::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
+            #[cfg(feature = "rustls")]
+            MaybeTlsStream::Rustls(tls) => Pin::new(tls.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTlsStream::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
+            #[cfg(feature = "rustls")]
+            MaybeTlsStream::Rustls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Client side: connects to a `ws://` URL over TCP, or to a `wss://` URL
+/// over TLS (feature `rustls`, trusting Mozilla's roots:
+/// `tls::TlsConnector::new`), and runs the
+/// handshake. Returns the OPEN stream and the server's response. Without
+/// the `rustls` feature a `wss://` URL is `Err(Error::TlsNotSupported)`.
 ///
 /// Connecting takes at most the handshake timeout
 /// (`Config::handshake_timeout`, 10 s; then `Error::Io` with
-/// `ErrorKind::TimedOut`), which then bounds the handshake itself.
-pub async fn connect(url: &str) -> Result<(WebSocketStream<TcpStream>, Box<Response>), Error> {
-    let (request, host, port) = tcp_target(url)?;
-    let config = Config::default();
-    let connecting = TcpStream::connect((host.as_str(), port));
-    let stream = match ::tokio::time::timeout(config.handshake_timeout, connecting).await {
-        Ok(connected) => connected?,
-        Err(_) => return Err(Error::Io(ErrorKind::TimedOut.into())),
+/// `ErrorKind::TimedOut`), which then bounds the TLS handshake, and then the
+/// WebSocket handshake.
+pub async fn connect(url: &str) -> Result<(WebSocketStream<MaybeTlsStream>, Box<Response>), Error> {
+    let request = ClientRequest::from_url(url)?;
+    open(request, Config::default(), None, None).await
+}
+
+/// Client side with a TLS configuration of one's own (feature `rustls`):
+/// connects to `request`'s host and port, over TLS with `tls` for a
+/// `wss://` request (over TCP for `ws://`), and runs the handshake with
+/// `config`. The TCP connect, the TLS handshake and the WebSocket handshake
+/// are each bounded by `config.handshake_timeout`. A certificate that is not
+/// trusted or not valid for the host is `Err(Error::Tls(..))`.
+///
+/// ```no_run
+/// use wsmachine::tls::{self, TlsConnector};
+/// use wsmachine::{ClientRequest, Config};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut roots = tls::webpki_roots();
+/// for ca in tls::load_certs("ca.pem")? {
+///     roots.add(ca)?;
+/// }
+/// let tls = TlsConnector::with_roots(roots)?;
+/// let request = ClientRequest::from_url("wss://localhost:9443/")?;
+/// let (ws, _response) = wsmachine::tokio::connect_with_tls(request, Config::default(), &tls).await?;
+/// # let _ = ws;
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "rustls")]
+pub async fn connect_with_tls(
+    request: ClientRequest,
+    config: Config,
+    tls: &crate::tls::TlsConnector,
+) -> Result<(WebSocketStream<MaybeTlsStream>, Box<Response>), Error> {
+    open(request, config, None, Some(tls)).await
+}
+
+#[cfg(not(feature = "rustls"))]
+type Tls = core::convert::Infallible;
+#[cfg(feature = "rustls")]
+type Tls = crate::tls::TlsConnector;
+
+fn timed_out(what: &str) -> Error {
+    Error::Io(io::Error::new(ErrorKind::TimedOut, std::format!("{what} timed out")))
+}
+
+/// Connects over TCP (and TLS for `wss://`) and runs the handshake.
+async fn open(
+    request: ClientRequest,
+    config: Config,
+    proxy: Option<&crate::proxy::Proxy>,
+    tls: Option<&Tls>,
+) -> Result<(WebSocketStream<MaybeTlsStream>, Box<Response>), Error> {
+    let (host, port) = tcp_target(&request)?;
+    let connecting = async {
+        let Some(proxy) = proxy else {
+            return Ok(TcpStream::connect((host.as_str(), port)).await?);
+        };
+        let proxy_host = proxy.host.trim_start_matches('[').trim_end_matches(']');
+        let mut stream = TcpStream::connect((proxy_host, proxy.port)).await?;
+        crate::proxy::tunnel_async(&mut stream, proxy, request.host(), port).await?;
+        Ok::<_, Error>(stream)
     };
-    let _ = stream.set_nodelay(true);
-    connect_with(stream, request, config).await
+    let tcp = match ::tokio::time::timeout(config.handshake_timeout, connecting).await {
+        Ok(connected) => connected?,
+        Err(_) => return Err(timed_out("connecting")),
+    };
+    let _ = tcp.set_nodelay(true);
+    let stream = if request.is_secure() {
+        tls_client(tcp, &host, &config, tls).await?
+    } else {
+        MaybeTlsStream::Plain(tcp)
+    };
+    connect_with(stream, request, config).await.map_err(tls_or_io)
+}
+
+#[cfg(not(feature = "rustls"))]
+async fn tls_client(_: TcpStream, _: &str, _: &Config, _: Option<&Tls>) -> Result<MaybeTlsStream, Error> {
+    Err(Error::TlsNotSupported)
+}
+
+/// The TLS handshake with `host` over `tcp`, bounded by the handshake timeout.
+#[cfg(feature = "rustls")]
+async fn tls_client(tcp: TcpStream, host: &str, config: &Config, tls: Option<&Tls>) -> Result<MaybeTlsStream, Error> {
+    let default;
+    let tls = match tls {
+        Some(tls) => tls,
+        None => {
+            default = crate::tls::TlsConnector::new().map_err(Error::Tls)?;
+            &default
+        }
+    };
+    let name = crate::tls::server_name(host).map_err(Error::Tls)?;
+    let handshake = tokio_rustls::TlsConnector::from(tls.config().clone()).connect(name, tcp);
+    match ::tokio::time::timeout(config.handshake_timeout, handshake).await {
+        Ok(done) => Ok(MaybeTlsStream::Rustls(Box::new(done?))),
+        Err(_) => Err(timed_out("the TLS handshake")),
+    }
+}
+
+/// Server side over TLS (feature `rustls`): runs the TLS handshake on
+/// `stream` with `tls` (bounded by `config.handshake_timeout`; then
+/// `Error::Io` with `ErrorKind::TimedOut`), then the WebSocket handshake as
+/// [`accept_with`] does (bounded by the same timeout again). A client that
+/// breaks TLS is `Err(Error::Tls(..))`.
+///
+/// ```no_run
+/// use futures_util::{SinkExt, StreamExt};
+/// use wsmachine::tls::TlsAcceptor;
+/// use wsmachine::tokio::Decision;
+/// use wsmachine::{Accept, Config, Event, Message};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let tls = TlsAcceptor::from_pem_files("cert.pem", "key.pem")?;
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:9443").await?;
+/// loop {
+///     let (tcp, _) = listener.accept().await?;
+///     let tls = tls.clone();
+///     tokio::spawn(async move {
+///         let accept = |_: &wsmachine::Request| Decision::Accept(Accept::new());
+///         let mut ws = wsmachine::tokio::accept_tls(tcp, &tls, Config::default(), accept).await?;
+///         while let Some(event) = ws.next().await {
+///             if let Event::Text(text) = event? {
+///                 ws.send(Message::Text(text)).await?;
+///             }
+///         }
+///         Ok::<(), wsmachine::tokio::Error>(())
+///     });
+/// }
+/// # }
+/// ```
+#[cfg(feature = "rustls")]
+pub async fn accept_tls<T: AsyncRead + AsyncWrite + Unpin>(
+    stream: T,
+    tls: &crate::tls::TlsAcceptor,
+    config: Config,
+    decide: impl FnMut(&Request) -> Decision,
+) -> Result<WebSocketStream<tokio_rustls::server::TlsStream<T>>, Error> {
+    let handshake = tokio_rustls::TlsAcceptor::from(tls.config().clone()).accept(stream);
+    let stream = match ::tokio::time::timeout(config.handshake_timeout, handshake).await {
+        Ok(done) => done?,
+        Err(_) => return Err(timed_out("the TLS handshake")),
+    };
+    accept_with(stream, config, decide).await.map_err(tls_or_io)
 }
 
 /// Client side, through `proxy` (HTTP `CONNECT` or SOCKS5) when it is
 /// given, directly otherwise: opens the tunnel to the URL's host and port,
-/// then runs the handshake over it. Connecting and the tunnel take at most
-/// the handshake timeout together, as `connect`'s TCP connect does. Take
-/// the proxy from the environment, curl's way, with
-/// [`Proxy::from_env`](crate::proxy::Proxy::from_env).
+/// then runs the handshake over it, through TLS for a `wss://` URL (feature
+/// `rustls`, Mozilla's roots). Connecting and the tunnel take at most the
+/// handshake timeout together, as `connect`'s TCP connect does, and so does
+/// the TLS handshake after them. Take the proxy from the environment,
+/// curl's way, with [`Proxy::from_env`](crate::proxy::Proxy::from_env).
 pub async fn connect_via(
     url: &str,
     proxy: Option<&crate::proxy::Proxy>,
-) -> Result<(WebSocketStream<TcpStream>, Box<Response>), Error> {
-    let Some(proxy) = proxy else {
-        return connect(url).await;
-    };
-    let (request, _, port) = tcp_target(url)?;
-    let config = Config::default();
-    let proxy_host = proxy.host.trim_start_matches('[').trim_end_matches(']');
-    let tunnel = async {
-        let mut stream = TcpStream::connect((proxy_host, proxy.port)).await?;
-        let _ = stream.set_nodelay(true);
-        crate::proxy::tunnel_async(&mut stream, proxy, request.host(), port).await?;
-        Ok::<_, Error>(stream)
-    };
-    let stream = match ::tokio::time::timeout(config.handshake_timeout, tunnel).await {
-        Ok(stream) => stream?,
-        Err(_) => return Err(Error::Io(ErrorKind::TimedOut.into())),
-    };
-    connect_with(stream, request, config).await
+) -> Result<(WebSocketStream<MaybeTlsStream>, Box<Response>), Error> {
+    let request = ClientRequest::from_url(url)?;
+    open(request, Config::default(), proxy, None).await
 }
 
 /// Client side over any stream (for example a TLS stream): sends `request`

@@ -118,6 +118,8 @@ fn connect_reports_what_is_wrong_with_the_url() {
         blocking::connect("ws://127.0.0.1:0/"),
         Err(Error::Url(UrlError::Port))
     ));
+    // With the `rustls` feature wss:// is supported (tests/it/tls.rs).
+    #[cfg(not(feature = "rustls"))]
     assert!(matches!(
         blocking::connect("wss://127.0.0.1/"),
         Err(Error::TlsNotSupported)

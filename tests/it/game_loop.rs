@@ -9,12 +9,12 @@ mod example;
 use example::{Game, HEIGHT, SPAWN, TICK_HZ, WIDTH, parse_position};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use wsmachine::blocking::{self, WebSocket};
+use wsmachine::blocking::{self, MaybeTlsStream, WebSocket};
 use wsmachine::{CloseCode, Event};
 
 /// How long a test waits for something the server should do within a few ticks.
@@ -64,7 +64,7 @@ impl Drop for Server {
 type Positions = BTreeMap<u32, (i32, i32)>;
 
 struct Player {
-    ws: WebSocket<TcpStream>,
+    ws: WebSocket<MaybeTlsStream>,
     id: u32,
     /// The last snapshot's tick.
     tick: u64,

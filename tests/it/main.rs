@@ -41,5 +41,7 @@ mod messages;
 mod origin;
 mod properties;
 mod proxy;
+#[cfg(feature = "rustls")]
+mod tls;
 #[cfg(feature = "tokio")]
 mod tokio_adapter;

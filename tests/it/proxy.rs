@@ -126,7 +126,7 @@ fn socks5_proxy(n: usize) -> u16 {
     port
 }
 
-fn echo_once(ws: &mut blocking::WebSocket<TcpStream>) -> String {
+fn echo_once(ws: &mut blocking::WebSocket<blocking::MaybeTlsStream>) -> String {
     ws.send("through the proxy").unwrap();
     loop {
         if let Event::Text(t) = ws.read().unwrap() {
