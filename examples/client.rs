@@ -1,32 +1,99 @@
-//! A command-line client: sends each line of stdin as a text message and
-//! prints each message received; closes with 1000 when stdin ends and exits
-//! 0 after the closing handshake, non-zero if the handshake or the protocol
-//! fails.
+//! A command-line client, a small `websocat`: sends each line of stdin as a
+//! text message and prints each message received on its own line; closes
+//! with 1000 when stdin ends and exits 0 after the closing handshake,
+//! non-zero if the handshake or the protocol fails (after a refused
+//! handshake it prints the server's status line and headers).
 //!
 //! ```text
+//! client [--ca FILE.pem]... [--proxy URL | --no-proxy] [--ping-interval SECS]
+//!        [--header 'Name: value']... [--protocol NAME]... URL
+//!
 //! cargo run --example client ws://127.0.0.1:9999/
-//! cargo run --features rustls --example client -- [--ca FILE.pem]... wss://localhost:9443/
+//! cargo run --features rustls --example client -- --ca ca.pem wss://localhost:9443/
+//! cargo run --example client -- --proxy socks5://127.0.0.1:1080 ws://echo.example/
 //! ```
 //!
-//! `wss://` URLs need the `rustls` feature; the server's certificate is
-//! checked against Mozilla's roots (webpki-roots) and each `--ca` file's
-//! certificates (for a private or self-signed CA).
+//! - `URL`: `ws://` or `wss://` (`wss://` needs the `rustls` feature; the
+//!   server's certificate is checked against Mozilla's roots and each
+//!   `--ca` file's certificates, for a private or self-signed CA);
+//! - `--proxy`: `http://[user:pass@]host:port` (HTTP `CONNECT`) or
+//!   `socks5://[user:pass@]host:port`; without it the environment's proxy
+//!   is used the way curl reads it (`https_proxy`, `http_proxy`,
+//!   `all_proxy`, `no_proxy`), unless `--no-proxy`;
+//! - `--ping-interval`: keepalive pings after this many seconds without
+//!   input (default 20; 0 turns keepalive off);
+//! - `--header`, `--protocol`: extra request headers and offered
+//!   subprotocols, each repeatable.
 
 use std::io::BufRead;
 use std::process::exit;
 use std::sync::mpsc;
 use std::time::Duration;
-use wsmachine::blocking::{self, Error, MaybeTlsStream, WebSocket};
-use wsmachine::{CloseCode, Event, ReadyState};
+use wsmachine::blocking::{self, Error};
+use wsmachine::driver::ConnectOptions;
+use wsmachine::proxy::Proxy;
+use wsmachine::{ClientRequest, CloseCode, Event, Failure, ReadyState};
 
-const USAGE: &str = "usage: client [--ca FILE.pem]... ws[s]://HOST[:PORT]/PATH";
+const USAGE: &str = "usage: client [--ca FILE.pem]... [--proxy URL | --no-proxy] [--ping-interval SECS] \
+                     [--header 'Name: value']... [--protocol NAME]... ws[s]://HOST[:PORT]/PATH";
 
-/// Connects, trusting the `--ca` files besides the public roots.
+/// What the command line asks for.
+struct Args {
+    url: String,
+    cas: Vec<String>,
+    proxy: Option<String>,
+    no_proxy: bool,
+    ping_interval: Option<Duration>,
+    headers: Vec<(String, String)>,
+    protocols: Vec<String>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = std::env::args().skip(1);
+    let mut parsed = Args {
+        url: String::new(),
+        cas: Vec::new(),
+        proxy: None,
+        no_proxy: false,
+        ping_interval: Some(Duration::from_secs(20)),
+        headers: Vec::new(),
+        protocols: Vec::new(),
+    };
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--ca" => parsed.cas.push(value()?),
+            "--proxy" => parsed.proxy = Some(value()?),
+            "--no-proxy" => parsed.no_proxy = true,
+            "--ping-interval" => {
+                let secs: u64 = value()?.parse().map_err(|_| "--ping-interval takes whole seconds")?;
+                parsed.ping_interval = (secs > 0).then(|| Duration::from_secs(secs));
+            }
+            "--header" => {
+                let line = value()?;
+                let (name, v) = line.split_once(':').ok_or("--header takes 'Name: value'")?;
+                parsed.headers.push((name.trim().to_string(), v.trim().to_string()));
+            }
+            "--protocol" => parsed.protocols.push(value()?),
+            _ if !arg.starts_with("--") && parsed.url.is_empty() => parsed.url = arg,
+            _ => return Err(format!("unexpected argument {arg:?}")),
+        }
+    }
+    if parsed.url.is_empty() {
+        return Err("no URL".into());
+    }
+    if parsed.proxy.is_some() && parsed.no_proxy {
+        return Err("--proxy and --no-proxy exclude each other".into());
+    }
+    Ok(parsed)
+}
+
+/// The TLS configuration: Mozilla's roots and the `--ca` files.
 #[cfg(feature = "rustls")]
-fn connect(url: &str, cas: &[String]) -> Result<WebSocket<MaybeTlsStream>, Box<dyn std::error::Error>> {
+fn tls(cas: &[String], options: &mut ConnectOptions) -> Result<(), Box<dyn std::error::Error>> {
     use wsmachine::tls::{self, TlsConnector};
     if cas.is_empty() {
-        return Ok(blocking::connect(url)?.0);
+        return Ok(());
     }
     let mut roots = tls::webpki_roots();
     for file in cas {
@@ -34,47 +101,63 @@ fn connect(url: &str, cas: &[String]) -> Result<WebSocket<MaybeTlsStream>, Box<d
             roots.add(ca).map_err(|e| format!("{file}: {e}"))?;
         }
     }
-    let tls = TlsConnector::with_roots(roots)?;
-    let request = wsmachine::ClientRequest::from_url(url)?;
-    Ok(blocking::connect_with_tls(request, wsmachine::Config::default(), &tls)?.0)
+    options.tls = Some(TlsConnector::with_roots(roots)?);
+    Ok(())
 }
 
 #[cfg(not(feature = "rustls"))]
-fn connect(url: &str, cas: &[String]) -> Result<WebSocket<MaybeTlsStream>, Box<dyn std::error::Error>> {
+fn tls(cas: &[String], _: &mut ConnectOptions) -> Result<(), Box<dyn std::error::Error>> {
     if !cas.is_empty() {
         return Err("--ca needs the rustls feature (cargo run --features rustls --example client)".into());
     }
-    Ok(blocking::connect(url)?.0)
+    Ok(())
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let mut cas = Vec::new();
-    let mut url = None;
-    while let Some(arg) = args.next() {
-        match (arg.as_str(), &url) {
-            ("--ca", _) => match args.next() {
-                Some(file) => cas.push(file),
-                None => {
-                    eprintln!("{USAGE}");
-                    exit(2);
-                }
-            },
-            (_, None) if !arg.starts_with("--") => url = Some(arg),
-            _ => {
-                eprintln!("{USAGE}");
-                exit(2);
-            }
-        }
-    }
-    let Some(url) = url else {
-        eprintln!("{USAGE}");
+    let args = parse_args().unwrap_or_else(|e| {
+        eprintln!("client: {e}\n{USAGE}");
         exit(2);
-    };
-    let mut ws = connect(&url, &cas).unwrap_or_else(|e| {
-        eprintln!("{url}: {e}");
-        exit(1);
     });
+    let fail = |e: &dyn std::fmt::Display| -> ! {
+        eprintln!("{}: {e}", args.url);
+        exit(1);
+    };
+    let mut request = ClientRequest::from_url(&args.url).unwrap_or_else(|e| fail(&e));
+    for (name, value) in &args.headers {
+        request = request.header(name, value);
+    }
+    for protocol in &args.protocols {
+        request = request.protocol(protocol);
+    }
+    let mut options = ConnectOptions::default();
+    options.config.ping_interval = args.ping_interval;
+    options.proxy = match (&args.proxy, args.no_proxy) {
+        (Some(p), _) => Some(Proxy::parse(p).unwrap_or_else(|e| fail(&e))),
+        (None, true) => None,
+        (None, false) => Proxy::from_env(&args.url).unwrap_or_else(|e| fail(&e)),
+    };
+    if let Some(proxy) = &options.proxy {
+        eprintln!("client: through {:?} proxy {}:{}", proxy.kind, proxy.host, proxy.port);
+    }
+    if let Err(e) = tls(&args.cas, &mut options) {
+        fail(&e);
+    }
+    let (mut ws, _response) = match blocking::connect_with_options(request, &options) {
+        Ok(connected) => connected,
+        Err(Error::Failed(Failure::Handshake {
+            error,
+            response: Some(response),
+        })) => {
+            // The server answered without upgrading: say what it said.
+            eprintln!("{}: handshake failed: {error}", args.url);
+            eprintln!("HTTP/1.1 {} {}", response.status, response.reason);
+            for header in response.headers.iter() {
+                eprintln!("{}: {}", header.name, String::from_utf8_lossy(&header.value));
+            }
+            exit(1);
+        }
+        Err(e) => fail(&e),
+    };
     // Wake up every 20 ms to look at stdin (the driver bounds reads by the
     // machine's deadlines as well: keepalive, the close timeout).
     ws.set_read_timeout(Some(Duration::from_millis(20)));

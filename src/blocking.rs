@@ -637,6 +637,36 @@ pub fn connect_with_tls(
     open(request, config, None, Some(tls))
 }
 
+/// Client side with every choice made: `request` (its headers and
+/// subprotocols), and [`ConnectOptions`](crate::driver::ConnectOptions)'
+/// settings, proxy and TLS configuration. What `connect`, `connect_via` and
+/// `connect_with_tls` do with their defaults.
+///
+/// ```no_run
+/// use wsmachine::blocking;
+/// use wsmachine::driver::ConnectOptions;
+/// use wsmachine::proxy::Proxy;
+/// use wsmachine::ClientRequest;
+///
+/// let url = "ws://echo.example/chat";
+/// let request = ClientRequest::from_url(url)?.protocol("chat.v1").header("Authorization", "Bearer t0k3n");
+/// let mut options = ConnectOptions::default();
+/// options.proxy = Proxy::from_env(url)?;
+/// let (ws, response) = blocking::connect_with_options(request, &options)?;
+/// # let _ = (ws, response);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn connect_with_options(
+    request: ClientRequest,
+    options: &crate::driver::ConnectOptions,
+) -> Result<(WebSocket<MaybeTlsStream>, Box<Response>), Error> {
+    #[cfg(feature = "rustls")]
+    let tls = options.tls.as_ref();
+    #[cfg(not(feature = "rustls"))]
+    let tls = None;
+    open(request, options.config.clone(), options.proxy.as_ref(), tls)
+}
+
 #[cfg(not(feature = "rustls"))]
 type Tls = core::convert::Infallible;
 #[cfg(feature = "rustls")]

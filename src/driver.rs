@@ -16,6 +16,35 @@ use std::string::{String, ToString};
 /// (and the tokio sink waits before taking another message).
 pub const DEFAULT_HIGH_WATER_MARK: usize = 128 << 10;
 
+/// How a client connects, beyond the request itself: the connection's
+/// settings, a proxy, and (feature `rustls`) the TLS configuration for
+/// `wss://`. The drivers' `connect_with_options` take it.
+///
+/// ```
+/// use std::time::Duration;
+/// use wsmachine::driver::ConnectOptions;
+/// use wsmachine::proxy::Proxy;
+/// let mut options = ConnectOptions::default();
+/// options.config.ping_interval = Some(Duration::from_secs(5));
+/// options.proxy = Some(Proxy::parse("socks5://127.0.0.1:1080")?);
+/// # Ok::<(), wsmachine::proxy::ProxyError>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct ConnectOptions {
+    /// The connection's settings; `handshake_timeout` also bounds the TCP
+    /// connect, the proxy's tunnel and the TLS handshake.
+    pub config: crate::Config,
+    /// The proxy to tunnel through (`None`: connect directly). Nothing is
+    /// read from the environment unless the caller asks
+    /// ([`Proxy::from_env`](crate::proxy::Proxy::from_env)).
+    pub proxy: Option<crate::proxy::Proxy>,
+    /// The TLS configuration for `wss://` (`None`: Mozilla's roots,
+    /// `tls::TlsConnector::new`).
+    #[cfg(feature = "rustls")]
+    pub tls: Option<crate::tls::TlsConnector>,
+}
+
 /// What can go wrong while driving a connection over a stream.
 #[derive(Debug)]
 #[non_exhaustive]

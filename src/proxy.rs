@@ -93,6 +93,9 @@ pub enum ProxyError {
     Malformed(&'static str),
     /// A user name, password or host too long for SOCKS5 (255 bytes).
     TooLong,
+    /// The proxy closed the connection before the tunnel was open (some
+    /// proxies answer wrong credentials this way).
+    Closed,
 }
 
 impl fmt::Display for ProxyError {
@@ -115,6 +118,7 @@ impl fmt::Display for ProxyError {
             }
             ProxyError::Malformed(why) => write!(f, "malformed answer from the proxy: {why}"),
             ProxyError::TooLong => f.write_str("a user name, password or host longer than SOCKS5 allows (255 bytes)"),
+            ProxyError::Closed => f.write_str("the proxy closed the connection before the tunnel was open"),
         }
     }
 }
@@ -549,9 +553,7 @@ pub(crate) fn tunnel_blocking<S: std::io::Read + std::io::Write>(
         }
         let n = stream.read(&mut buf)?;
         if n == 0 {
-            return Err(crate::driver::Error::Proxy(ProxyError::Malformed(
-                "the proxy closed the connection before the tunnel was open",
-            )));
+            return Err(crate::driver::Error::Proxy(ProxyError::Closed));
         }
         if let Progress::Done { leftover } = handshake.receive(&buf[..n])? {
             return tunnel_done(&leftover);
@@ -580,9 +582,7 @@ pub(crate) async fn tunnel_async<S: ::tokio::io::AsyncRead + ::tokio::io::AsyncW
         }
         let n = stream.read(&mut buf).await?;
         if n == 0 {
-            return Err(crate::driver::Error::Proxy(ProxyError::Malformed(
-                "the proxy closed the connection before the tunnel was open",
-            )));
+            return Err(crate::driver::Error::Proxy(ProxyError::Closed));
         }
         if let Progress::Done { leftover } = handshake.receive(&buf[..n])? {
             return tunnel_done(&leftover);

@@ -797,6 +797,21 @@ pub async fn connect_with_tls(
     open(request, config, None, Some(tls)).await
 }
 
+/// Client side with every choice made: `request` (its headers and
+/// subprotocols), and [`ConnectOptions`](crate::driver::ConnectOptions)'
+/// settings, proxy and TLS configuration. What `connect`, `connect_via` and
+/// `connect_with_tls` do with their defaults.
+pub async fn connect_with_options(
+    request: ClientRequest,
+    options: &crate::driver::ConnectOptions,
+) -> Result<(WebSocketStream<MaybeTlsStream>, Box<Response>), Error> {
+    #[cfg(feature = "rustls")]
+    let tls = options.tls.as_ref();
+    #[cfg(not(feature = "rustls"))]
+    let tls = None;
+    open(request, options.config.clone(), options.proxy.as_ref(), tls).await
+}
+
 #[cfg(not(feature = "rustls"))]
 type Tls = core::convert::Infallible;
 #[cfg(feature = "rustls")]
