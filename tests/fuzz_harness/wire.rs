@@ -49,10 +49,14 @@ pub fn open_role(role: Role, config: Config, rng: ChaCha20Rng) -> Connection {
 
 /// Hands everything `from` has queued to `to`.
 pub fn pump(from: &mut Connection, to: &mut Connection) {
-    for chunk in from.output_chunks() {
-        to.receive(chunk);
+    // Until nothing is left: an automatic pong waiting behind the output is
+    // queued once it drains (RFC 6455 §5.5.3).
+    while from.buffered_amount() > 0 {
+        for chunk in from.output_chunks() {
+            to.receive(chunk);
+        }
+        from.consume_output(from.buffered_amount());
     }
-    from.consume_output(from.buffered_amount());
 }
 
 /// A client and a server machine after a real handshake, both OPEN, no
