@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# permessage-deflate interop (RFC 7692) against Python `websockets`, both
-# directions: installs websockets from PyPI into a venv under target/ and
-# runs tests/it/deflate_interop.rs with it.
+# Interop against Python `websockets`, both directions: permessage-deflate
+# (RFC 7692, tests/it/deflate_interop.rs) and wss:// over Python's ssl module
+# (tests/it/tls.rs, python_tls_*). Installs websockets from PyPI into a venv
+# under target/ and runs those tests with it.
 #
 # Usage: scripts/interop_deflate.sh
 #
@@ -51,4 +52,7 @@ echo "interop: $("$VENV/bin/python" -c 'import websockets; print("websockets", w
 cd "$ROOT"
 WSMACHINE_INTEROP_PYTHON="$VENV/bin/python" timeout -k 10 600 \
   cargo test --test it deflate_interop:: -- --nocapture --test-threads 1
-echo "interop: PASSED (Python websockets <-> wsmachine, permessage-deflate, both directions)"
+# TLS (wss://) both ways with Python's ssl module: tests/it/tls.rs, python_tls_*.
+WSMACHINE_INTEROP_PYTHON="$VENV/bin/python" timeout -k 10 600 \
+  cargo test --features rustls --test it tls::python_tls -- --nocapture --test-threads 1
+echo "interop: PASSED (Python websockets <-> wsmachine, permessage-deflate and TLS, both directions)"

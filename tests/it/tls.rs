@@ -621,3 +621,113 @@ mod with_tokio {
         );
     }
 }
+
+/// The Python with `websockets` that scripts/interop_deflate.sh installs, if
+/// it is set up (`WSMACHINE_INTEROP_PYTHON`); the interop tests below say so
+/// and pass without it.
+fn interop_python() -> Option<String> {
+    let py = std::env::var("WSMACHINE_INTEROP_PYTHON").ok().filter(|p| !p.is_empty());
+    if py.is_none() {
+        eprintln!("TLS interop skipped: WSMACHINE_INTEROP_PYTHON is not set (scripts/interop_deflate.sh sets it)");
+    }
+    py
+}
+
+fn interop_helper() -> String {
+    format!("{}/scripts/interop_tls.py", env!("CARGO_MANIFEST_DIR"))
+}
+
+// Our client against Python `websockets` serving wss:// (its `ssl` module,
+// OpenSSL): the certificate chain, SNI and the frames all agree.
+#[test]
+fn python_tls_server_with_our_client() {
+    use std::io::BufRead;
+    let Some(py) = interop_python() else { return };
+    let pki = Pki::new();
+    let (chain, key) = pki.server_files("python", &["localhost"]);
+    let mut child = std::process::Command::new(&py)
+        .arg(interop_helper())
+        .arg("server")
+        .arg(&chain)
+        .arg(&key)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the python server");
+    let stdout = child.stdout.take().unwrap();
+    let port: u16 = std::io::BufReader::new(stdout)
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let request = ClientRequest::from_url(&format!("wss://localhost:{port}/")).unwrap();
+    let (mut ws, _) = blocking::connect_with_tls(request, Config::default(), &pki.connector()).expect("wss handshake");
+    assert!(ws.get_ref().is_tls());
+    for payload in ["hello over TLS".to_string(), "é€😀".repeat(1000)] {
+        ws.send(payload.as_str()).unwrap();
+        loop {
+            match ws.read().unwrap() {
+                Event::Text(t) => {
+                    assert_eq!(&*t, payload);
+                    break;
+                }
+                Event::Ping(_) | Event::Pong(_) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    let big = vec![7u8; 300_000];
+    ws.send(wsmachine::Message::Binary(big.clone().into())).unwrap();
+    loop {
+        match ws.read().unwrap() {
+            Event::Binary(b) => {
+                assert!(b[..] == big[..]);
+                break;
+            }
+            Event::Ping(_) | Event::Pong(_) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    ws.close(CloseCode::NORMAL, "").unwrap();
+    while !matches!(ws.read(), Ok(Event::Closed(_)) | Err(_)) {}
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+// Python `websockets` connecting with TLS to our blocking TLS server.
+#[test]
+fn python_tls_client_with_our_server() {
+    let Some(py) = interop_python() else { return };
+    let pki = Pki::new();
+    let acceptor = pki.acceptor();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        let mut ws = blocking::accept_tls(tcp, &acceptor, Config::default(), |_| Decision::Accept(Accept::new()))
+            .expect("accept over TLS");
+        loop {
+            match ws.read() {
+                Ok(Event::Text(t)) => ws.send(wsmachine::Message::Text(t)).unwrap(),
+                Ok(Event::Binary(b)) => ws.send(wsmachine::Message::Binary(b)).unwrap(),
+                Ok(Event::Closed(info)) => return info,
+                Ok(_) => {}
+                Err(e) => panic!("server: {e}"),
+            }
+        }
+    });
+    let out = std::process::Command::new(&py)
+        .arg(interop_helper())
+        .args(["client", &format!("wss://localhost:{port}/")])
+        .arg(pki.dir.join("ca.pem"))
+        .output()
+        .expect("run the python client");
+    eprint!("{}", String::from_utf8_lossy(&out.stdout));
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the python TLS client failed");
+    let info = server.join().unwrap();
+    assert!(info.was_clean, "{info:?}");
+}
