@@ -24,10 +24,15 @@
 #   CHROMIUM              the browser (default /usr/bin/chromium, installed
 #                         with apt-get when missing)
 #
+# Then the chat started with `--tls` (a self-signed certificate made here with
+# openssl; that browser context ignores certificate errors): two pages load
+# it over https, reach OPEN over wss:// and chat.
+#
 # Output: ci-output/chat.png and ci-output/chat-b.png (the two tabs at the
 # end), ci-output/chat-closed.png (a tab while the server is down),
 # ci-output/chat-foreign-refused.png and chat-foreign-allowed.png (the page on
-# another origin, refused, then allowed); chat-failure-{a,b,c}.png on a
+# another origin, refused, then allowed), ci-output/chat-tls.png (a page over
+# https); chat-failure-{a,b,c,d,e}.png on a
 # failure; logs in target/browser-test/.
 # Installs what it needs (chromium, fonts, Node.js when missing; playwright-core
 # into target/browser-test/). If an install cannot reach its package source,
@@ -166,20 +171,28 @@ free_port() {
 # --- main --------------------------------------------------------------------
 mkdir -p "$WORK" "$OUT"
 rm -rf "$WORK"/profile-* "$WORK/chat-server.log" "$WORK/server.pids"
-rm -f "$OUT"/chat.png "$OUT"/chat-b.png "$OUT"/chat-closed.png "$OUT"/chat-failure-*.png "$OUT"/chat-foreign-*.png
+rm -f "$OUT"/chat.png "$OUT"/chat-b.png "$OUT"/chat-closed.png "$OUT"/chat-failure-*.png "$OUT"/chat-foreign-*.png "$OUT"/chat-tls.png
 
 install_chromium
 install_node
 install_playwright
 
-log "cargo build --example chat"
-(cd "$ROOT" && timeout -k 10 1800 cargo build --example chat) || die "cargo build --example chat failed"
+log "cargo build --features rustls --example chat"
+(cd "$ROOT" && timeout -k 10 1800 cargo build --features rustls --example chat) \
+  || die "cargo build --features rustls --example chat failed"
+# A self-signed certificate for the chat over TLS (https page, wss:// socket).
+command -v openssl >/dev/null 2>&1 || apt_install openssl
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=127.0.0.1" \
+  -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" -addext "basicConstraints=critical,CA:FALSE" \
+  -keyout "$WORK/chat-tls.key" -out "$WORK/chat-tls.pem" 2>/dev/null || die "openssl could not make a certificate"
 [[ -x "$CHAT_BIN" ]] || die "$CHAT_BIN was not built"
 
 PORT="${BROWSER_TEST_PORT:-$(free_port)}"
 log "running scripts/browser/chat_test.mjs (chat on 127.0.0.1:$PORT, bound ${TEST_TIMEOUT}s)"
 rc=0
+TLS_PORT="$(free_port)"
 (cd "$WORK" && exec env CHAT_BIN="$CHAT_BIN" CHAT_PORT="$PORT" CHROMIUM="$CHROMIUM" OUT_DIR="$OUT" WORK_DIR="$WORK" \
+  CHAT_TLS_CERT="$WORK/chat-tls.pem" CHAT_TLS_KEY="$WORK/chat-tls.key" CHAT_TLS_PORT="$TLS_PORT" \
   timeout -k 10 "$TEST_TIMEOUT" node "$WORK/chat_test.mjs" </dev/null) &
 NODE_PID=$!
 PIDS+=("$NODE_PID")
@@ -195,4 +208,4 @@ if [[ $rc -ne 0 ]]; then
   exit 1
 fi
 [[ -s "$OUT/chat.png" ]] || die "the test passed but wrote no screenshot $OUT/chat.png"
-echo "browser-test: PASSED; screenshots: $OUT/chat.png $OUT/chat-b.png $OUT/chat-closed.png $OUT/chat-foreign-refused.png $OUT/chat-foreign-allowed.png"
+echo "browser-test: PASSED; screenshots: $OUT/chat.png $OUT/chat-b.png $OUT/chat-closed.png $OUT/chat-foreign-refused.png $OUT/chat-foreign-allowed.png $OUT/chat-tls.png"

@@ -81,6 +81,36 @@ async function stopServer() {
   log(`server stopped (pid ${child.pid})`);
 }
 
+// ---- the chat over TLS ------------------------------------------------------------------------
+const TLS_CERT = process.env.CHAT_TLS_CERT;
+const TLS_KEY = process.env.CHAT_TLS_KEY;
+const TLS_PORT = Number(process.env.CHAT_TLS_PORT);
+const TLS_URL = `https://127.0.0.1:${TLS_PORT}/`;
+let tlsServer = null;
+let tlsBrowser = null;
+
+async function startTlsServer() {
+  const fd = fs.openSync(serverLog, 'a');
+  tlsServer = spawn(CHAT_BIN, ['--tls', TLS_CERT, TLS_KEY, `127.0.0.1:${TLS_PORT}`], { stdio: ['ignore', fd, fd] });
+  fs.closeSync(fd);
+  fs.appendFileSync(pidFile, `${tlsServer.pid}\n`);
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    if (tlsServer.exitCode !== null) throw new Error(`the TLS chat exited at start (see ${serverLog})`);
+    const up = await new Promise((resolve) => {
+      const c = net.connect({ host: '127.0.0.1', port: TLS_PORT });
+      c.once('connect', () => { c.destroy(); resolve(true); });
+      c.once('error', () => resolve(false));
+    });
+    if (up) {
+      log(`TLS server up (pid ${tlsServer.pid}) on ${TLS_URL}`);
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('the TLS chat did not listen within 10 s');
+}
+
 // ---- the page on another origin ------------------------------------------------------------
 const FOREIGN_PAGE = fs.readFileSync(new globalThis.URL('./foreign_origin.html', import.meta.url));
 let foreignServer = null;
@@ -334,17 +364,55 @@ try {
     await c.close();
   });
 
+  // Over TLS: the chat started with --tls serves its page on https and the page connects
+  // with wss:// (an https page may not open ws://). The certificate is the script's own;
+  // this browser context ignores certificate errors.
+  if (TLS_CERT) {
+    await step('start the chat with --tls', () => startTlsServer());
+    tlsBrowser = await step('launch a second Chromium that ignores certificate errors', () =>
+      chromium.launch({ executablePath: CHROMIUM, headless: true, timeout: 30_000, args: ['--no-sandbox', '--disable-gpu', '--disable-quic'] }),
+    );
+    const tlsContext = await tlsBrowser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 820, height: 560 } });
+    const d = await tlsContext.newPage();
+    const e = await tlsContext.newPage();
+    d.label = 'page D (https)';
+    e.label = 'page E (https)';
+    allPages.push(d, e);
+    const names = [];
+    for (const p of [d, e]) {
+      p.on('pageerror', (err) => {
+        failed = true;
+        log(`${p.label}: uncaught page error: ${err.message}`);
+      });
+      names.push(
+        await step(`${p.label} loads ${TLS_URL} and reaches OPEN over wss://`, async () => {
+          await p.goto(TLS_URL, { waitUntil: 'load', timeout: 10_000 });
+          const protocol = await p.evaluate(() => location.protocol);
+          if (protocol !== 'https:') throw new Error(`the page was served over ${protocol}`);
+          await waitState(p, 'OPEN');
+          return nameOf(p);
+        }),
+      );
+    }
+    await step(`a message from ${names[0]} reaches ${names[1]} over wss://`, async () => {
+      await say(d, 'hello over TLS');
+      await waitLine(e, `${names[0]}: hello over TLS`);
+    });
+    await d.screenshot({ path: path.join(OUT_DIR, 'chat-tls.png') });
+  }
+
   if (failed) throw new Error('a page threw an uncaught error');
   await a.screenshot({ path: path.join(OUT_DIR, 'chat.png') });
   await b.screenshot({ path: path.join(OUT_DIR, 'chat-b.png') });
   const shots = ['chat.png', 'chat-b.png', 'chat-closed.png', 'chat-foreign-refused.png', 'chat-foreign-allowed.png'];
+  if (TLS_CERT) shots.push('chat-tls.png');
   log(`screenshots: ${shots.map((f) => path.join(OUT_DIR, f)).join(', ')}`);
 } catch (e) {
   failed = true;
   console.error(e.stack || String(e));
   for (const [i, p] of allPages.entries()) {
     try {
-      const file = path.join(OUT_DIR, `chat-failure-${'abc'[i]}.png`);
+      const file = path.join(OUT_DIR, `chat-failure-${'abcde'[i]}.png`);
       await p.screenshot({ path: file, timeout: 5_000 });
       console.error(`${p.label}: state ${await stateOf(p)}; screenshot ${file}`);
       const lines = await p.evaluate(() => [...document.querySelectorAll('#log li')].map((li) => li.textContent));
@@ -355,6 +423,8 @@ try {
   }
 } finally {
   if (context) await context.close().catch(() => {});
+  if (tlsBrowser) await tlsBrowser.close().catch(() => {});
+  if (tlsServer && tlsServer.exitCode === null) tlsServer.kill('SIGKILL');
   await stopServer().catch(() => {});
   if (foreignServer) await new Promise((r) => foreignServer.close(r));
 }
