@@ -688,7 +688,7 @@ fn open(
             let mut stream = connect_tcp(proxy_host, proxy.port, config.handshake_timeout)?;
             // The proxy's answer is part of the handshake: bounded the same way.
             stream.set_read_timeout(Some(config.handshake_timeout))?;
-            crate::proxy::tunnel_blocking(&mut stream, proxy, request.host(), port)?;
+            crate::driver::tunnel_blocking(&mut stream, proxy, request.host(), port)?;
             stream.set_read_timeout(None)?;
             stream
         }

@@ -257,3 +257,72 @@ pub(crate) fn tls_or_io(e: Error) -> Error {
         other => other,
     }
 }
+
+/// Runs the handshake with `proxy` over a blocking `stream` (connected to
+/// the proxy), opening a tunnel to `host:port`.
+pub(crate) fn tunnel_blocking<S: std::io::Read + std::io::Write>(
+    stream: &mut S,
+    proxy: &crate::proxy::Proxy,
+    host: &str,
+    port: u16,
+) -> Result<(), Error> {
+    let mut handshake = crate::proxy::ProxyHandshake::new(proxy, host, port);
+    let mut buf = [0u8; 512];
+    loop {
+        if !handshake.output().is_empty() {
+            stream.write_all(handshake.output())?;
+            stream.flush()?;
+            let n = handshake.output().len();
+            handshake.consume_output(n);
+        }
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return Err(Error::Proxy(crate::proxy::ProxyError::Closed));
+        }
+        if let crate::proxy::Progress::Done { leftover } = handshake.receive(&buf[..n])? {
+            return tunnel_done(&leftover);
+        }
+    }
+}
+
+/// Runs the handshake with `proxy` over an async `stream` (connected to the
+/// proxy), opening a tunnel to `host:port`.
+#[cfg(feature = "tokio")]
+pub(crate) async fn tunnel_async<S: ::tokio::io::AsyncRead + ::tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
+    proxy: &crate::proxy::Proxy,
+    host: &str,
+    port: u16,
+) -> Result<(), Error> {
+    use ::tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut handshake = crate::proxy::ProxyHandshake::new(proxy, host, port);
+    let mut buf = [0u8; 512];
+    loop {
+        if !handshake.output().is_empty() {
+            stream.write_all(handshake.output()).await?;
+            stream.flush().await?;
+            let n = handshake.output().len();
+            handshake.consume_output(n);
+        }
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Err(Error::Proxy(crate::proxy::ProxyError::Closed));
+        }
+        if let crate::proxy::Progress::Done { leftover } = handshake.receive(&buf[..n])? {
+            return tunnel_done(&leftover);
+        }
+    }
+}
+
+/// The tunnel is open. A target speaks only once the client has (its TLS
+/// or HTTP handshake), so bytes that came with the proxy's answer mean the
+/// proxy is not a transparent tunnel.
+fn tunnel_done(leftover: &[u8]) -> Result<(), Error> {
+    if leftover.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Proxy(crate::proxy::ProxyError::Malformed(
+            "bytes after the answer, before the client spoke",
+        )))
+    }
+}

@@ -835,7 +835,7 @@ async fn open(
         };
         let proxy_host = proxy.host.trim_start_matches('[').trim_end_matches(']');
         let mut stream = TcpStream::connect((proxy_host, proxy.port)).await?;
-        crate::proxy::tunnel_async(&mut stream, proxy, request.host(), port).await?;
+        crate::driver::tunnel_async(&mut stream, proxy, request.host(), port).await?;
         Ok::<_, Error>(stream)
     };
     let tcp = match ::tokio::time::timeout(config.handshake_timeout, connecting).await {
