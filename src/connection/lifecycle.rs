@@ -231,6 +231,8 @@ impl Connection {
         self.life.state = ReadyState::Closed;
         self.life.stage = Stage::Done;
         self.sending = None;
+        // Nothing is sent after CLOSED, not even a pong that was waiting.
+        self.pending_pong = None;
         match keep_transport_wait {
             true => self.timers.stop_all_but(TimerKind::TransportClose),
             false => self.timers.stop_all(),

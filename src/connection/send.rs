@@ -158,7 +158,7 @@ impl Connection {
     /// Queues the waiting automatic pong, if any.
     pub(crate) fn flush_pong(&mut self) {
         if let Some(payload) = self.pending_pong.take() {
-            if !self.life.close_sent() {
+            if !self.life.close_sent() && self.life.state() != ReadyState::Closed {
                 self.write_frame(OpCode::Pong, true, &payload);
             }
         }

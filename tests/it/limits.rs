@@ -230,6 +230,22 @@ fn waiting_pong_goes_before_the_next_frame() {
     assert_eq!(take_all(&mut conn), expected);
 }
 
+// Nothing goes out after CLOSED (RFC 6455 §7.1.1: the connection is over): a
+// pong waiting behind unwritten output when the transport ends is dropped.
+// (A fuzz finding: the pong was queued once the output drained.)
+#[test]
+fn a_waiting_pong_is_dropped_at_closed() {
+    let mut conn = Connection::open_server(Config::default());
+    conn.send("queued").unwrap();
+    conn.receive(&wire::frame(0x9, true, 0, Some(KEY), b"late"));
+    conn.receive_eof();
+    while conn.poll_event().is_some() {}
+    assert_eq!(conn.state(), ReadyState::Closed);
+    let queued = conn.buffered_amount();
+    conn.consume_output(queued);
+    assert_eq!(conn.buffered_amount(), 0, "no pong after CLOSED");
+}
+
 /// Everything queued, taken as written.
 fn take_all(conn: &mut Connection) -> Vec<u8> {
     let out = conn.pending_output().to_vec();
