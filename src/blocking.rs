@@ -225,10 +225,11 @@ fn read_into<S: Read>(stream: &mut S, conn: &mut Connection) -> io::Result<usize
     })
 }
 
-/// How much later than its deadline a timer may fire on a blocking stream:
-/// the read timeout is set again only when it has drifted by more, so a
-/// loop polling many non-blocking streams does not pay a system call per
-/// read.
+/// How far the read timeout set on the stream may be from the wait until
+/// the next deadline before it is set again: a timer fires at most this
+/// late on a blocking stream (a read that wakes up early just waits again),
+/// and a busy connection, whose keepalive deadline moves with every read,
+/// does not pay a system call per read.
 fn timeout_slack(wait: Duration) -> Duration {
     (wait / 10).max(Duration::from_millis(100))
 }
@@ -325,10 +326,7 @@ impl<S: Transport> WebSocket<S> {
         let wanted = match (wait, self.user_timeout) {
             (Some(w), Some(u)) if u < w => Some(u),
             (Some(w), _) => {
-                if self
-                    .read_timeout
-                    .is_some_and(|set| set >= w && set - w <= timeout_slack(w))
-                {
+                if self.read_timeout.is_some_and(|set| set.abs_diff(w) <= timeout_slack(w)) {
                     return Ok(());
                 }
                 Some(w)
