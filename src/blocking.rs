@@ -371,6 +371,12 @@ impl<S: Transport> WebSocket<S> {
     }
 
     /// Writes queued output until done or the stream would block.
+    ///
+    /// Writes are not bounded by the machine's deadlines: on a blocking
+    /// socket whose peer stops reading, a write waits until the kernel's
+    /// buffer drains. Give such a socket a write timeout
+    /// (`TcpStream::set_write_timeout`); a write that times out ends the
+    /// transport (the connection closes with 1006).
     pub fn flush(&mut self) -> Result<(), Error> {
         while !self.transport_done {
             if self.conn.pending_output().is_empty() {
@@ -475,10 +481,11 @@ impl<S: Transport> WebSocket<S> {
                     // the timer fires and its events are returned. Otherwise
                     // the caller's read timeout ran out, or it is a
                     // non-blocking stream with nothing there yet.
-                    let ours = self.deadline_bound
-                        && self
-                            .read_timeout
-                            .is_some_and(|t| started.elapsed() + Duration::from_millis(5) >= t);
+                    // (Ours only if the read waited for most of it: a
+                    // non-blocking stream answers at once, and going round
+                    // then would spin until the deadline.)
+                    let ours =
+                        self.deadline_bound && self.read_timeout.is_some_and(|t| started.elapsed() >= t / 10 * 9);
                     let now = self.now();
                     if ours || self.conn.poll_timeout().is_some_and(|d| d <= now) {
                         continue;
@@ -685,9 +692,7 @@ fn open(
             let proxy_host = proxy.host.trim_start_matches('[').trim_end_matches(']');
             let mut stream = connect_tcp(proxy_host, proxy.port, config.handshake_timeout)?;
             // The proxy's answer is part of the handshake: bounded the same way.
-            stream.set_read_timeout(Some(config.handshake_timeout))?;
-            crate::driver::tunnel_blocking(&mut stream, proxy, request.host(), port)?;
-            stream.set_read_timeout(None)?;
+            crate::driver::tunnel_blocking(&mut stream, proxy, request.host(), port, config.handshake_timeout)?;
             stream
         }
     };

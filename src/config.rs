@@ -29,9 +29,10 @@ pub struct Config {
     /// Most bytes of output that may wait for the transport (default
     /// 64 MiB). A send that would pass it fails with
     /// [`Error::OutputFull`](crate::Error::OutputFull) and queues nothing,
-    /// so an application that never drains the output learns it at once;
-    /// an automatic pong that would pass it is not queued (RFC 6455 §5.5.3
-    /// lets an endpoint answer only the most recent ping). Close frames are
+    /// so an application that never drains the output learns it at once.
+    /// Automatic pongs do not pile up whatever the limit: one waits behind
+    /// unwritten output and a newer ping replaces it (RFC 6455 §5.5.3 lets
+    /// an endpoint answer only the most recent ping). Close frames are
     /// always queued. What a send that would pass it does is
     /// [`Config::backpressure`].
     pub max_output_buffer: usize,

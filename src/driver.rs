@@ -259,30 +259,57 @@ pub(crate) fn tls_or_io(e: Error) -> Error {
 }
 
 /// Runs the handshake with `proxy` over a blocking `stream` (connected to
-/// the proxy), opening a tunnel to `host:port`.
-pub(crate) fn tunnel_blocking<S: std::io::Read + std::io::Write>(
-    stream: &mut S,
+/// the proxy), opening a tunnel to `host:port`, all of it within `timeout`
+/// (each read and write is bounded by the time left; running out is
+/// `ErrorKind::TimedOut`). The stream's timeouts are unset afterwards.
+pub(crate) fn tunnel_blocking(
+    stream: &mut std::net::TcpStream,
     proxy: &crate::proxy::Proxy,
     host: &str,
     port: u16,
+    timeout: core::time::Duration,
 ) -> Result<(), Error> {
+    use std::io::{ErrorKind, Read, Write};
+    let deadline = std::time::Instant::now().checked_add(timeout);
+    let timed_out = || Error::Io(io::Error::new(ErrorKind::TimedOut, "the proxy did not answer in time"));
     let mut handshake = crate::proxy::ProxyHandshake::new(proxy, host, port);
+    // A request that cannot be sent (a SOCKS5 field over 255 bytes) fails now.
+    handshake.receive(&[])?;
     let mut buf = [0u8; 512];
-    loop {
-        if !handshake.output().is_empty() {
-            stream.write_all(handshake.output())?;
-            stream.flush()?;
-            let n = handshake.output().len();
-            handshake.consume_output(n);
+    let result = loop {
+        let left = match deadline {
+            Some(d) => match d.checked_duration_since(std::time::Instant::now()) {
+                Some(left) if !left.is_zero() => Some(left),
+                _ => break Err(timed_out()),
+            },
+            None => None,
+        };
+        stream.set_read_timeout(left)?;
+        stream.set_write_timeout(left)?;
+        let step = (|| {
+            if !handshake.output().is_empty() {
+                stream.write_all(handshake.output())?;
+                let n = handshake.output().len();
+                handshake.consume_output(n);
+            }
+            stream.read(&mut buf)
+        })();
+        let n = match step {
+            Ok(0) => break Err(Error::Proxy(crate::proxy::ProxyError::Closed)),
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break Err(timed_out()),
+            Err(e) => break Err(Error::Io(e)),
+        };
+        match handshake.receive(&buf[..n]) {
+            Ok(crate::proxy::Progress::Done { leftover }) => break tunnel_done(&leftover),
+            Ok(crate::proxy::Progress::NeedMore) => {}
+            Err(e) => break Err(e.into()),
         }
-        let n = stream.read(&mut buf)?;
-        if n == 0 {
-            return Err(Error::Proxy(crate::proxy::ProxyError::Closed));
-        }
-        if let crate::proxy::Progress::Done { leftover } = handshake.receive(&buf[..n])? {
-            return tunnel_done(&leftover);
-        }
-    }
+    };
+    stream.set_read_timeout(None)?;
+    stream.set_write_timeout(None)?;
+    result
 }
 
 /// Runs the handshake with `proxy` over an async `stream` (connected to the
@@ -296,6 +323,8 @@ pub(crate) async fn tunnel_async<S: ::tokio::io::AsyncRead + ::tokio::io::AsyncW
 ) -> Result<(), Error> {
     use ::tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut handshake = crate::proxy::ProxyHandshake::new(proxy, host, port);
+    // A request that cannot be sent (a SOCKS5 field over 255 bytes) fails now.
+    handshake.receive(&[])?;
     let mut buf = [0u8; 512];
     loop {
         if !handshake.output().is_empty() {

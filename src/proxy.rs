@@ -148,7 +148,11 @@ fn percent_decode(s: &str) -> Result<String, ProxyError> {
     let mut i = 0;
     while let Some(&c) = b.get(i) {
         if c == b'%' {
-            let hex = b.get(i + 1..i + 3).and_then(|h| core::str::from_utf8(h).ok());
+            // RFC 3986 §2.1: "%" HEXDIG HEXDIG, nothing else (`%+1` is not one).
+            let hex = b
+                .get(i + 1..i + 3)
+                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+                .and_then(|h| core::str::from_utf8(h).ok());
             let byte = hex
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
                 .ok_or(ProxyError::Url("a malformed percent-encoding in the credentials"))?;
@@ -197,7 +201,13 @@ impl Proxy {
             None => None,
             Some(u) => {
                 let (user, pass) = u.split_once(':').unwrap_or((u, ""));
-                Some((percent_decode(user)?, percent_decode(pass)?))
+                let (user, pass) = (percent_decode(user)?, percent_decode(pass)?);
+                // RFC 7617 §2: a user-id with a colon cannot be told from the
+                // password; RFC 1929 §2: a user name of 1 to 255 bytes.
+                if user.is_empty() || user.contains(':') {
+                    return Err(ProxyError::Url("an empty user name, or one with a colon"));
+                }
+                Some((user, pass))
             }
         };
         let (host, port) = parse_authority(hostport).map_err(|e| match e {
@@ -567,6 +577,9 @@ mod tests {
             "http://",
             "http://h h",
             "http://u:%zz@h",
+            "http://u:%+1@h",
+            "socks5://:pw@h",
+            "http://a%3Ab:pw@h",
         ] {
             assert!(Proxy::parse(bad).is_err(), "{bad}");
         }

@@ -208,27 +208,35 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     }
 
     /// Passes the time in, and arms the sleep at the machine's deadline; a
-    /// due deadline is handled at once.
+    /// due deadline is handled at once. Firing may set a new deadline (the
+    /// next keepalive ping), so this goes round until the sleep is armed
+    /// and pending (a wakeup is registered), a few rounds at most (a zero
+    /// timeout is due at every call and fires once per call).
     fn poll_timer(&mut self, cx: &mut Context<'_>) {
         self.tick();
-        let Some(deadline) = self.conn.poll_timeout() else {
-            return;
-        };
-        // A deadline tokio cannot represent is never.
-        let Some(at) = self.epoch.checked_add(deadline.since_epoch()) else {
-            return;
-        };
-        let sleep = self
-            .sleep
-            .get_or_insert_with(|| Box::pin(::tokio::time::sleep_until(at)));
-        if sleep.deadline() != at {
-            sleep.as_mut().reset(at);
-        }
-        if sleep.as_mut().poll(cx).is_ready() {
+        for _round in 0..4 {
+            let Some(deadline) = self.conn.poll_timeout() else {
+                return;
+            };
+            // A deadline tokio cannot represent is never.
+            let Some(at) = self.epoch.checked_add(deadline.since_epoch()) else {
+                return;
+            };
+            let sleep = self
+                .sleep
+                .get_or_insert_with(|| Box::pin(::tokio::time::sleep_until(at)));
+            if sleep.deadline() != at {
+                sleep.as_mut().reset(at);
+            }
+            if sleep.as_mut().poll(cx).is_pending() {
+                return;
+            }
             // tokio says the deadline passed; its clock and ours may round differently.
             let now = self.now().max(deadline);
             self.conn.handle_timeout(now);
         }
+        // Still due after the rounds: be polled again rather than sleep.
+        cx.waker().wake_by_ref();
     }
 
     fn transport_failed(&mut self, e: io::Error) -> Error {

@@ -135,7 +135,14 @@ impl Connection {
             return;
         }
         let code = CloseCode::INTERNAL_ERROR;
-        self.write_close(code, PONG_TIMEOUT_REASON);
+        if self.out.len() == 0 {
+            self.write_close(code, PONG_TIMEOUT_REASON);
+        } else {
+            // The transport has not taken what was queued: a peer that does
+            // not read would take neither it nor a close frame behind it, so
+            // it is dropped and the transport can be closed at once.
+            self.drop_output();
+        }
         self.apply(Transition::Failed(
             Failure::KeepaliveTimeout,
             CloseInfo {

@@ -264,6 +264,10 @@ impl Connection {
         match kind {
             TimerKind::CloseReply => {
                 if self.life.state == ReadyState::Closing {
+                    // Output still unwritten (our close frame, perhaps) will
+                    // not be taken by a peer that did not answer: dropped, so
+                    // the transport can be closed at once.
+                    self.drop_output();
                     self.apply(Transition::Failed(Failure::CloseTimeout, abnormal()));
                 }
             }

@@ -127,8 +127,7 @@ impl Connection {
         let (buffered, limit) = (self.out.len(), self.config.max_output_buffer);
         if payload_len.saturating_add(MAX_HEADER_LEN).saturating_add(buffered) > limit {
             if self.config.backpressure == Backpressure::Close && self.life.state() != ReadyState::Closed {
-                self.out = Output::default();
-                self.pending_pong = None;
+                self.drop_output();
                 self.apply(Transition::Failed(
                     Failure::OutputFull { buffered, limit },
                     CloseInfo {
@@ -141,6 +140,14 @@ impl Connection {
             return Err(Error::OutputFull { buffered, limit });
         }
         Ok(())
+    }
+
+    /// Drops everything queued for the transport (and a waiting pong): the
+    /// connection is being given up because the transport does not take
+    /// its output, so nothing queued would ever be written.
+    pub(crate) fn drop_output(&mut self) {
+        self.out = Output::default();
+        self.pending_pong = None;
     }
 
     /// Queues the automatic answer to a ping: at once when nothing else

@@ -318,3 +318,69 @@ fn the_callers_read_timeout_and_the_deadlines_both_bound_a_read() {
     }
     assert!(keepalive_pending, "the keepalive deadline is still there");
 }
+
+/// A transport whose peer is gone but whose socket stays: every read and
+/// write would block. Counts the reads.
+struct Stalled {
+    reads: usize,
+}
+
+impl std::io::Read for Stalled {
+    fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+        self.reads += 1;
+        Err(std::io::ErrorKind::WouldBlock.into())
+    }
+}
+
+impl std::io::Write for Stalled {
+    fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+        Err(std::io::ErrorKind::WouldBlock.into())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl blocking::Transport for Stalled {}
+
+// Keepalive through the blocking driver on a non-blocking transport whose
+// peer neither reads nor answers: after the ping and its timeout the
+// connection ends (`Err(Closed)`) even though its output was never taken.
+#[test]
+fn keepalive_gives_up_a_peer_that_neither_reads_nor_answers() {
+    let config = Config {
+        ping_interval: Some(Duration::from_millis(100)),
+        ping_timeout: Some(Duration::from_millis(100)),
+        ..Config::default()
+    };
+    let mut ws = blocking::WebSocket::from_connection(wsmachine::Connection::open_server(config), Stalled { reads: 0 });
+    ws.connection_mut().send(vec![0u8; 100_000]).unwrap();
+    let started = std::time::Instant::now();
+    let mut seen = Vec::new();
+    loop {
+        match ws.read() {
+            Err(Error::Closed) => break,
+            Err(e) if e.is_would_block() => {}
+            other => seen.push(format!("{:?}", other.map_err(|e| e.to_string()))),
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "still not over: {seen:?}");
+        thread::sleep(Duration::from_millis(5));
+    }
+    assert!(seen[0].contains("keepalive"), "{seen:?}");
+    assert!(seen[1].contains("Closed"), "{seen:?}");
+}
+
+// A non-blocking `read()` near a deadline returns at once: one read of the
+// transport, no spinning until the deadline (a poll loop serving many
+// connections must not stall on one).
+#[test]
+fn a_non_blocking_read_near_a_deadline_does_not_spin() {
+    let config = Config {
+        ping_interval: Some(Duration::from_millis(4)),
+        ping_timeout: None,
+        ..Config::default()
+    };
+    let mut ws = blocking::WebSocket::from_connection(wsmachine::Connection::open_server(config), Stalled { reads: 0 });
+    assert!(matches!(ws.read(), Err(e) if e.is_would_block()));
+    assert_eq!(ws.get_ref().reads, 1, "the transport was read once");
+}

@@ -209,3 +209,49 @@ fn idle_timeout_closes_with_1001() {
     conn.receive(&crate::util::client_frame(true, 0x8, &close.payload));
     assert!(events(&mut conn).contains(&closed(1001, "idle timeout", true)));
 }
+
+// A peer that neither answers nor reads: when the keepalive pong times out
+// while output is still waiting for the transport, that output (which it
+// would never take, nor a close frame behind it) is dropped, so the
+// transport can be closed at once instead of being held for ever.
+#[test]
+fn keepalive_timeout_with_output_stuck_closes_at_once() {
+    let mut conn = open(Role::Server, keepalive(1000, Some(500)));
+    conn.handle_timeout(at(0));
+    conn.send(vec![0u8; 100_000]).unwrap(); // never taken
+    conn.handle_timeout(at(1000));
+    conn.handle_timeout(at(1500));
+    assert_eq!(
+        events(&mut conn),
+        [
+            Event::Error(Failure::KeepaliveTimeout),
+            closed(1011, "keepalive ping timeout", false)
+        ]
+    );
+    assert_eq!(conn.buffered_amount(), 0, "the stuck output is dropped");
+    assert!(conn.should_close_transport(), "the transport is to be closed now");
+}
+
+// The same for the close timeout: our close frame still unwritten after it
+// is dropped with the rest, and the transport can be closed.
+#[test]
+fn close_timeout_with_output_stuck_closes_at_once() {
+    let mut conn = open(
+        Role::Server,
+        Config {
+            ping_interval: None,
+            close_timeout: Duration::from_millis(300),
+            ..Config::default()
+        },
+    );
+    conn.send(vec![0u8; 100_000]).unwrap();
+    conn.close(wsmachine::CloseCode::NORMAL, "").unwrap();
+    conn.handle_timeout(at(0));
+    conn.handle_timeout(at(300));
+    assert!(matches!(
+        &events(&mut conn)[..],
+        [Event::Error(Failure::CloseTimeout), Event::Closed(_)]
+    ));
+    assert_eq!(conn.buffered_amount(), 0);
+    assert!(conn.should_close_transport());
+}
