@@ -108,6 +108,9 @@ pub enum HandshakeError {
     /// The server's answer to an offered extension breaks one of its rules
     /// (for permessage-deflate, RFC 7692 §7.1); says which.
     Extension(String),
+    /// `Sec-WebSocket-Protocol` offers an element that is not a token
+    /// (RFC 6455 §4.1: each subprotocol is one).
+    InvalidProtocolList,
     /// The client sent more than this many bytes after its request head
     /// while the server's decision was pending. RFC 6455 §4.1: a client
     /// waits for the server's response before sending further data; the
@@ -166,6 +169,9 @@ impl fmt::Display for HandshakeError {
                 write!(f, "the server accepted extension {e:?}, which was not offered")
             }
             HandshakeError::Extension(why) => write!(f, "extension negotiation failed: {why}"),
+            HandshakeError::InvalidProtocolList => {
+                f.write_str("Sec-WebSocket-Protocol offers an element that is not a token (RFC 6455 §4.1)")
+            }
             HandshakeError::EarlyData { limit } => write!(
                 f,
                 "more than {limit} bytes sent after the request head before the server's answer (RFC 6455 §4.1)"

@@ -339,10 +339,15 @@ pub(crate) fn parse_request(buf: &[u8]) -> Result<Option<(Parsed, usize)>, Hands
             path
         }
     };
+    let protocols = list_of(&headers, "sec-websocket-protocol");
+    // RFC 6455 §4.1 item 10: each offered subprotocol is a token.
+    if key.is_some() && !protocols.iter().all(|p| super::is_token(p)) {
+        return Err(HandshakeError::InvalidProtocolList);
+    }
     let request = Request {
         method: String::from(method),
         path,
-        protocols: list_of(&headers, "sec-websocket-protocol"),
+        protocols,
         extensions: list_of(&headers, "sec-websocket-extensions"),
         headers,
     };

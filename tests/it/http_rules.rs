@@ -244,6 +244,23 @@ fn upgrade_with_a_body_is_400() {
     assert_eq!(req.path, "/chat");
 }
 
+// RFC 6455 §4.1 item 10: the offered subprotocols are tokens; an offer
+// with anything else is a malformed request (400), not a choice handed to
+// the application (a fuzz finding: accepting such an element failed).
+#[test]
+fn offered_subprotocols_must_be_tokens() {
+    for extra in [
+        "Sec-WebSocket-Protocol: échat\r\n",
+        "Sec-WebSocket-Protocol: chat, a b\r\n",
+        "Sec-WebSocket-Protocol: a/b\r\n",
+        "Sec-WebSocket-Protocol: chat\r\nSec-WebSocket-Protocol: \"quoted\"\r\n",
+    ] {
+        rejected_400(&upgrade_request(extra), HandshakeError::InvalidProtocolList);
+    }
+    let req = surfaced_upgrade(&upgrade_request("Sec-WebSocket-Protocol: chat, superchat.v2\r\n"));
+    assert_eq!(req.protocols, ["chat", "superchat.v2"]);
+}
+
 /// A server holding a surfaced upgrade request and a plain one's server.
 fn decisions() -> ((Connection, PendingRequest), (Connection, PendingHttp)) {
     let mut server = Connection::server(Config::default());
