@@ -374,10 +374,6 @@ impl Room {
         all.into_iter().collect()
     }
 
-    fn is_user(&self, name: &str) -> bool {
-        self.remote.contains(name) || self.local_names().any(|n| n == name)
-    }
-
     fn saw(&mut self, name: &str) {
         if let Some(n) = protocol::guest_number(name) {
             self.floor = self.floor.max(n);
@@ -538,22 +534,20 @@ impl Room {
                         });
                     }
                     Ok(Input::Addressed { to, text }) => {
-                        let unknown: Vec<&str> = to.iter().filter(|n| !self.is_user(n)).map(String::as_str).collect();
-                        if !unknown.is_empty() {
-                            let why = format!("not sent: no user named {} in the chat", unknown.join(", "));
-                            out.push((To::Only(id), protocol::error(&why)));
-                            return;
-                        }
-                        // The recipients on this node, and the sender (marked as sent to them).
-                        let mut here: BTreeSet<String> = to.iter().cloned().collect();
-                        here.insert(name.clone());
-                        out.push((To::Names(here), protocol::msg(&name, Some(&to), &text)));
-                        if to.iter().any(|n| self.remote.contains(n)) {
-                            self.publish(Remote::Msg {
-                                from: name,
-                                to: Some(to),
-                                text,
-                            });
+                        let is_local = |n: &str| self.local_names().any(|l| l == n);
+                        let is_remote = |n: &str| self.remote.contains(n);
+                        match protocol::route_addressed(&name, &to, is_local, is_remote) {
+                            Err(why) => out.push((To::Only(id), protocol::error(&why))),
+                            Ok((here, publish)) => {
+                                out.push((To::Names(here), protocol::msg(&name, Some(&to), &text)));
+                                if publish {
+                                    self.publish(Remote::Msg {
+                                        from: name,
+                                        to: Some(to),
+                                        text,
+                                    });
+                                }
+                            }
                         }
                     }
                 }
@@ -657,6 +651,8 @@ impl Room {
                     }
                 }
                 Note::Remote(Remote::Msg { from, to, text }) => {
+                    // Another node cut it already; this bounds what any other publisher sends.
+                    let text: String = text.chars().take(MAX_LINE_CHARS).collect();
                     let event = protocol::msg(&from, to.as_deref(), &text);
                     match to {
                         None => out.push((To::All, event)),

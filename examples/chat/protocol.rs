@@ -208,6 +208,30 @@ fn string(o: &Map<String, Value>, key: &str) -> Result<String, String> {
     }
 }
 
+/// Where an addressed message from `sender` goes: `Ok((here, publish))`,
+/// the users of this node that get it (the local recipients, and the sender,
+/// who sees it marked as sent to them) and whether it must go out over Redis
+/// (a recipient is on another node). `Err` names the unknown recipients: the
+/// message goes nowhere.
+pub fn route_addressed(
+    sender: &str,
+    to: &[String],
+    is_local: impl Fn(&str) -> bool,
+    is_remote: impl Fn(&str) -> bool,
+) -> Result<(BTreeSet<String>, bool), String> {
+    let unknown: Vec<&str> = to
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !is_local(n) && !is_remote(n))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(format!("not sent: no user named {} in the chat", unknown.join(", ")));
+    }
+    let mut here: BTreeSet<String> = to.iter().filter(|n| is_local(n)).cloned().collect();
+    here.insert(sender.to_string());
+    Ok((here, to.iter().any(|n| is_remote(n))))
+}
+
 /// Presence diff: which names a fresh snapshot of the other nodes' users adds
 /// to what we knew, and which it removes (their node stopped refreshing them).
 pub fn diff(known: &BTreeSet<String>, snapshot: &BTreeSet<String>) -> (Vec<String>, Vec<String>) {
@@ -325,6 +349,24 @@ mod tests {
         assert!(decode_remote("{}").is_err());
         assert!(decode_remote(r#"{"node":"n","kind":"boom"}"#).is_err());
         assert!(decode_remote(r#"{"node":"n","kind":"msg","from":"a","text":"b","to":[1]}"#).is_err());
+    }
+
+    #[test]
+    fn addressed_routing() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let local = |n: &str| ["guest-1", "guest-2", "guest-3"].contains(&n);
+        let remote = |n: &str| ["guest-7", "guest-8"].contains(&n);
+        // Local recipients and the sender; not guest-3, not published.
+        let (here, publish) = route_addressed("guest-1", &names(&["guest-2"]), local, remote).unwrap();
+        assert_eq!(here, names(&["guest-1", "guest-2"]).into_iter().collect());
+        assert!(!publish);
+        // A recipient on another node: only the sender here, published.
+        let (here, publish) = route_addressed("guest-1", &names(&["guest-8"]), local, remote).unwrap();
+        assert_eq!(here, names(&["guest-1"]).into_iter().collect());
+        assert!(publish);
+        // One unknown name: nobody gets it, the error names it (and only it).
+        let err = route_addressed("guest-1", &names(&["guest-2", "guest-9", "guest-7"]), local, remote).unwrap_err();
+        assert_eq!(err, "not sent: no user named guest-9 in the chat");
     }
 
     #[test]
