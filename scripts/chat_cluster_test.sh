@@ -41,8 +41,14 @@ not_run() {
 
 # Every process the Python helper started (it stops them itself; this is for
 # an interrupted run): only those still running our binaries are signalled.
+PY_PID=""
 cleanup() {
   local pid cmd
+  # The helper (under `timeout`, which passes the TERM on), if it still runs.
+  if [[ -n "$PY_PID" ]]; then
+    kill -TERM "$PY_PID" 2>/dev/null || true
+    wait "$PY_PID" 2>/dev/null || true
+  fi
   [[ -f "$WORK/pids" ]] || return 0
   while read -r pid; do
     [[ -n "$pid" ]] || continue
@@ -110,7 +116,10 @@ log "cargo build --example chat"
 [[ -x "$CHAT_BIN" ]] || die "$CHAT_BIN was not built"
 
 rc=0
-timeout -k 10 240 "$VENV/bin/python" "$ROOT/scripts/chat_cluster.py" "$CHAT_BIN" "$REDIS_SERVER" "$WORK" </dev/null || rc=$?
+timeout -k 10 240 "$VENV/bin/python" "$ROOT/scripts/chat_cluster.py" "$CHAT_BIN" "$REDIS_SERVER" "$WORK" </dev/null &
+PY_PID=$!
+wait "$PY_PID" || rc=$?
+PY_PID=""
 if [[ $rc -ne 0 ]]; then
   for f in "$WORK"/node-*.log "$WORK"/redis.log; do
     [[ -s "$f" ]] || continue
