@@ -87,7 +87,7 @@ pub fn start(url: &str) -> Result<Link, String> {
         client,
         url: url.to_string(),
         node: node.clone(),
-        offline_tag: random_tag(4),
+        offline_tag: random_tag(6),
         offline_count: 0,
         locals: BTreeSet::new(),
         offset_ms: 0,
@@ -112,7 +112,8 @@ struct State {
     url: String,
     node: String,
     /// Names given while Redis is down are `guest-<tag>-<k>`: no counter
-    /// to ask, so the node's random tag keeps them apart from other nodes'.
+    /// to ask, so the node's random tag (6 hex digits, 24 bits) keeps them
+    /// apart from other nodes' (with that probability, not a guarantee).
     offline_tag: String,
     offline_count: u64,
     /// This node's users (as the link has been told, in order).
