@@ -662,6 +662,12 @@ fn bench<R>(group: &mut BenchmarkGroup<'_, WallTime>, lib: &str, label: &str, mu
     }
 }
 
+/// Whether to set up `group`/`lib`/`label` at all: always, but in profiling
+/// mode only the one profiled (so its setup is all the rest a profile holds).
+fn wanted(group: &BenchmarkGroup<'_, WallTime>, lib: &str, label: &str) -> bool {
+    profiling().is_none_or(|(only, _)| only == format!("{}/{lib}/{label}", group_name(group)))
+}
+
 /// `BENCH_ONLY` and `BENCH_ITERS`, when both are set.
 fn profiling() -> Option<(String, usize)> {
     let only = std::env::var("BENCH_ONLY").ok()?;
@@ -716,74 +722,86 @@ fn bench_receive(
     group.throughput(throughput(count, count * size));
 
     // wsmachine, tokio driver
-    let (mut ws, input) = wsm_tokio_server(wire.clone());
-    let mut check = Collector::checking(&expected);
-    rt.block_on(wsm_tokio_receive(&mut ws, &input, count, &mut check));
-    check.finish(&format!("wsmachine {label}"));
-    bench(group, "wsmachine", label, || {
-        let mut out = Collector::counting();
-        rt.block_on(wsm_tokio_receive(&mut ws, &input, count, &mut out));
-        out.bytes
-    });
-
-    // wsmachine, blocking driver
-    let (mut ws, input) = wsm_blocking_server(wire.clone());
-    let mut check = Collector::checking(&expected);
-    wsm_blocking_receive(&mut ws, &input, count, &mut check);
-    check.finish(&format!("wsmachine-blocking {label}"));
-    bench(group, "wsmachine-blocking", label, || {
-        let mut out = Collector::counting();
-        wsm_blocking_receive(&mut ws, &input, count, &mut out);
-        out.bytes
-    });
-
-    // tokio-websockets
-    let (mut ws, input) = tws_server(wire.clone());
-    let mut check = Collector::checking(&expected);
-    rt.block_on(tws_receive(&mut ws, &input, count, &mut check));
-    check.finish(&format!("tokio-websockets {label}"));
-    bench(group, "tokio-websockets", label, || {
-        let mut out = Collector::counting();
-        rt.block_on(tws_receive(&mut ws, &input, count, &mut out));
-        out.bytes
-    });
-
-    // tungstenite
-    let mut ws = tung_server(wire.clone());
-    let mut check = Collector::checking(&expected);
-    tung_receive(&mut ws, count, &mut check);
-    check.finish(&format!("tungstenite {label}"));
-    bench(group, "tungstenite", label, || {
-        let mut out = Collector::counting();
-        tung_receive(&mut ws, count, &mut out);
-        out.bytes
-    });
-
-    // fastwebsockets
-    let (ws, input) = fws_server(wire);
-    if fragmented {
-        let mut ws = fastwebsockets::FragmentCollector::new(ws);
+    if wanted(group, "wsmachine", label) {
+        let (mut ws, input) = wsm_tokio_server(wire.clone());
         let mut check = Collector::checking(&expected);
-        rt.block_on(fws_receive_collected(&mut ws, &input, count, &mut check));
-        check.finish(&format!("fastwebsockets {label}"));
-        bench(group, "fastwebsockets", label, || {
+        rt.block_on(wsm_tokio_receive(&mut ws, &input, count, &mut check));
+        check.finish(&format!("wsmachine {label}"));
+        bench(group, "wsmachine", label, || {
             let mut out = Collector::counting();
-            rt.block_on(fws_receive_collected(&mut ws, &input, count, &mut out));
-            out.bytes
-        });
-    } else {
-        let mut ws = ws;
-        let mut check = Collector::checking(&expected);
-        rt.block_on(fws_receive(&mut ws, &input, count, &mut check));
-        check.finish(&format!("fastwebsockets {label}"));
-        bench(group, "fastwebsockets", label, || {
-            let mut out = Collector::counting();
-            rt.block_on(fws_receive(&mut ws, &input, count, &mut out));
+            rt.block_on(wsm_tokio_receive(&mut ws, &input, count, &mut out));
             out.bytes
         });
     }
 
-    bench_memcpy(group, label, count * size);
+    // wsmachine, blocking driver
+    if wanted(group, "wsmachine-blocking", label) {
+        let (mut ws, input) = wsm_blocking_server(wire.clone());
+        let mut check = Collector::checking(&expected);
+        wsm_blocking_receive(&mut ws, &input, count, &mut check);
+        check.finish(&format!("wsmachine-blocking {label}"));
+        bench(group, "wsmachine-blocking", label, || {
+            let mut out = Collector::counting();
+            wsm_blocking_receive(&mut ws, &input, count, &mut out);
+            out.bytes
+        });
+    }
+
+    // tokio-websockets
+    if wanted(group, "tokio-websockets", label) {
+        let (mut ws, input) = tws_server(wire.clone());
+        let mut check = Collector::checking(&expected);
+        rt.block_on(tws_receive(&mut ws, &input, count, &mut check));
+        check.finish(&format!("tokio-websockets {label}"));
+        bench(group, "tokio-websockets", label, || {
+            let mut out = Collector::counting();
+            rt.block_on(tws_receive(&mut ws, &input, count, &mut out));
+            out.bytes
+        });
+    }
+
+    // tungstenite
+    if wanted(group, "tungstenite", label) {
+        let mut ws = tung_server(wire.clone());
+        let mut check = Collector::checking(&expected);
+        tung_receive(&mut ws, count, &mut check);
+        check.finish(&format!("tungstenite {label}"));
+        bench(group, "tungstenite", label, || {
+            let mut out = Collector::counting();
+            tung_receive(&mut ws, count, &mut out);
+            out.bytes
+        });
+    }
+
+    // fastwebsockets
+    if wanted(group, "fastwebsockets", label) {
+        let (ws, input) = fws_server(wire);
+        if fragmented {
+            let mut ws = fastwebsockets::FragmentCollector::new(ws);
+            let mut check = Collector::checking(&expected);
+            rt.block_on(fws_receive_collected(&mut ws, &input, count, &mut check));
+            check.finish(&format!("fastwebsockets {label}"));
+            bench(group, "fastwebsockets", label, || {
+                let mut out = Collector::counting();
+                rt.block_on(fws_receive_collected(&mut ws, &input, count, &mut out));
+                out.bytes
+            });
+        } else {
+            let mut ws = ws;
+            let mut check = Collector::checking(&expected);
+            rt.block_on(fws_receive(&mut ws, &input, count, &mut check));
+            check.finish(&format!("fastwebsockets {label}"));
+            bench(group, "fastwebsockets", label, || {
+                let mut out = Collector::counting();
+                rt.block_on(fws_receive(&mut ws, &input, count, &mut out));
+                out.bytes
+            });
+        }
+    }
+
+    if wanted(group, "memcpy", label) {
+        bench_memcpy(group, label, count * size);
+    }
 }
 
 fn receive_binary(c: &mut Criterion) {
@@ -923,70 +941,82 @@ fn bench_send(
     };
 
     // wsmachine, tokio driver
-    let stream = MemStream::new(Vec::new());
-    let sink = stream.sink.clone();
-    let mut ws = wsmachine::tokio::WebSocketStream::from_connection(wsm_conn(), stream);
-    sink.borrow_mut().log = Some(Vec::new());
-    rt.block_on(wsm_tokio_send(&mut ws, &payload, count));
-    check_sent(&format!("wsmachine {label}"), &sink, role, &payload, count);
-    bench(group, "wsmachine", label, || {
-        rt.block_on(wsm_tokio_send(&mut ws, &payload, count))
-    });
+    if wanted(group, "wsmachine", label) {
+        let stream = MemStream::new(Vec::new());
+        let sink = stream.sink.clone();
+        let mut ws = wsmachine::tokio::WebSocketStream::from_connection(wsm_conn(), stream);
+        sink.borrow_mut().log = Some(Vec::new());
+        rt.block_on(wsm_tokio_send(&mut ws, &payload, count));
+        check_sent(&format!("wsmachine {label}"), &sink, role, &payload, count);
+        bench(group, "wsmachine", label, || {
+            rt.block_on(wsm_tokio_send(&mut ws, &payload, count))
+        });
+    }
 
     // wsmachine, blocking driver
-    let stream = MemStream::new(Vec::new());
-    let sink = stream.sink.clone();
-    let mut ws = wsmachine::blocking::WebSocket::from_connection(wsm_conn(), stream);
-    sink.borrow_mut().log = Some(Vec::new());
-    wsm_blocking_send(&mut ws, &payload, count);
-    check_sent(&format!("wsmachine-blocking {label}"), &sink, role, &payload, count);
-    bench(group, "wsmachine-blocking", label, || {
-        wsm_blocking_send(&mut ws, &payload, count)
-    });
+    if wanted(group, "wsmachine-blocking", label) {
+        let stream = MemStream::new(Vec::new());
+        let sink = stream.sink.clone();
+        let mut ws = wsmachine::blocking::WebSocket::from_connection(wsm_conn(), stream);
+        sink.borrow_mut().log = Some(Vec::new());
+        wsm_blocking_send(&mut ws, &payload, count);
+        check_sent(&format!("wsmachine-blocking {label}"), &sink, role, &payload, count);
+        bench(group, "wsmachine-blocking", label, || {
+            wsm_blocking_send(&mut ws, &payload, count)
+        });
+    }
 
     // tokio-websockets
-    let stream = MemStream::new(Vec::new());
-    let sink = stream.sink.clone();
-    let mut ws = match role {
-        Role::Server => tokio_websockets::ServerBuilder::new().serve(stream),
-        Role::Client => tokio_websockets::ClientBuilder::new().take_over(stream),
-    };
-    sink.borrow_mut().log = Some(Vec::new());
-    rt.block_on(tws_send(&mut ws, &payload, count));
-    check_sent(&format!("tokio-websockets {label}"), &sink, role, &payload, count);
-    bench(group, "tokio-websockets", label, || {
-        rt.block_on(tws_send(&mut ws, &payload, count))
-    });
+    if wanted(group, "tokio-websockets", label) {
+        let stream = MemStream::new(Vec::new());
+        let sink = stream.sink.clone();
+        let mut ws = match role {
+            Role::Server => tokio_websockets::ServerBuilder::new().serve(stream),
+            Role::Client => tokio_websockets::ClientBuilder::new().take_over(stream),
+        };
+        sink.borrow_mut().log = Some(Vec::new());
+        rt.block_on(tws_send(&mut ws, &payload, count));
+        check_sent(&format!("tokio-websockets {label}"), &sink, role, &payload, count);
+        bench(group, "tokio-websockets", label, || {
+            rt.block_on(tws_send(&mut ws, &payload, count))
+        });
+    }
 
     // tungstenite
-    let tung_role = match role {
-        Role::Client => tungstenite::protocol::Role::Client,
-        Role::Server => tungstenite::protocol::Role::Server,
-    };
-    let stream = MemStream::new(Vec::new());
-    let sink = stream.sink.clone();
-    let mut ws = tungstenite::WebSocket::from_raw_socket(stream, tung_role, None);
-    sink.borrow_mut().log = Some(Vec::new());
-    tung_send(&mut ws, &payload, count);
-    check_sent(&format!("tungstenite {label}"), &sink, role, &payload, count);
-    bench(group, "tungstenite", label, || tung_send(&mut ws, &payload, count));
+    if wanted(group, "tungstenite", label) {
+        let tung_role = match role {
+            Role::Client => tungstenite::protocol::Role::Client,
+            Role::Server => tungstenite::protocol::Role::Server,
+        };
+        let stream = MemStream::new(Vec::new());
+        let sink = stream.sink.clone();
+        let mut ws = tungstenite::WebSocket::from_raw_socket(stream, tung_role, None);
+        sink.borrow_mut().log = Some(Vec::new());
+        tung_send(&mut ws, &payload, count);
+        check_sent(&format!("tungstenite {label}"), &sink, role, &payload, count);
+        bench(group, "tungstenite", label, || tung_send(&mut ws, &payload, count));
+    }
 
     // fastwebsockets
-    let fws_role = match role {
-        Role::Client => fastwebsockets::Role::Client,
-        Role::Server => fastwebsockets::Role::Server,
-    };
-    let stream = MemStream::new(Vec::new());
-    let sink = stream.sink.clone();
-    let mut ws = fastwebsockets::WebSocket::after_handshake(stream, fws_role);
-    sink.borrow_mut().log = Some(Vec::new());
-    rt.block_on(fws_send(&mut ws, &payload, count));
-    check_sent(&format!("fastwebsockets {label}"), &sink, role, &payload, count);
-    bench(group, "fastwebsockets", label, || {
-        rt.block_on(fws_send(&mut ws, &payload, count))
-    });
+    if wanted(group, "fastwebsockets", label) {
+        let fws_role = match role {
+            Role::Client => fastwebsockets::Role::Client,
+            Role::Server => fastwebsockets::Role::Server,
+        };
+        let stream = MemStream::new(Vec::new());
+        let sink = stream.sink.clone();
+        let mut ws = fastwebsockets::WebSocket::after_handshake(stream, fws_role);
+        sink.borrow_mut().log = Some(Vec::new());
+        rt.block_on(fws_send(&mut ws, &payload, count));
+        check_sent(&format!("fastwebsockets {label}"), &sink, role, &payload, count);
+        bench(group, "fastwebsockets", label, || {
+            rt.block_on(fws_send(&mut ws, &payload, count))
+        });
+    }
 
-    bench_memcpy(group, label, count * size);
+    if wanted(group, "memcpy", label) {
+        bench_memcpy(group, label, count * size);
+    }
 }
 
 fn send_server(c: &mut Criterion) {

@@ -238,6 +238,7 @@ impl Connection {
             false => self.timers.stop_all(),
         }
         self.inbuf = BytesMut::new();
+        self.reader.release_input();
         self.events.push_back(Event::Closed(info));
     }
 

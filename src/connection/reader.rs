@@ -242,12 +242,54 @@ fn decode_step(
     Ok(Decoded::NeedMore)
 }
 
+/// A long frame whose header arrived in the same read as the end of the
+/// frame before it: started in a buffer of its own, sized for it, so its
+/// payload is unmasked as it is copied in (one pass from the read to its
+/// final place) and never shifted to the front of the receive buffer. The
+/// reader takes the buffer over once it has read the frame before.
+#[derive(Debug)]
+struct Ahead {
+    /// The frame's header, its payload (the first `unmasked` bytes of it
+    /// unmasked), then whatever followed it, as it came.
+    buf: BytesMut,
+    header_len: usize,
+    payload_len: usize,
+    key: [u8; 4],
+    /// Payload bytes unmasked as they were copied in.
+    unmasked: usize,
+}
+
+impl Ahead {
+    /// Appends `data`: the payload part unmasked while it is copied, as long
+    /// as everything before it is.
+    fn extend(&mut self, data: &[u8]) {
+        let mut data = data;
+        if self.buf.len() == self.header_len + self.unmasked && self.unmasked < self.payload_len {
+            let n = (self.payload_len - self.unmasked).min(data.len());
+            extend_masked(&mut self.buf, &data[..n], self.key, self.unmasked);
+            self.unmasked += n;
+            data = &data[n..];
+        }
+        self.buf.extend_from_slice(data);
+    }
+}
+
+/// Frames at least this long are started in a buffer of their own when
+/// their header follows the end of the frame before in one read
+/// ([`Ahead`]); shorter ones are copied out of the receive buffer anyway.
+const AHEAD_MIN: usize = OWN_BELOW;
+
 /// Receive state of an open connection.
 #[derive(Debug)]
 pub(crate) struct Reader {
     role: Role,
     frame: Option<InFrame>,
     message: Option<InMessage>,
+    /// The frame after the current one, when started early.
+    ahead: Option<Ahead>,
+    /// Payload bytes at the front of the buffer already unmasked, for the
+    /// frame to be started next (the frame of a taken-over [`Ahead`]).
+    pre_unmasked: usize,
 }
 
 impl Reader {
@@ -256,20 +298,109 @@ impl Reader {
             role,
             frame: None,
             message: None,
+            ahead: None,
+            pre_unmasked: 0,
         }
     }
 
     /// No frame or message is being read: what the receive buffer holds
     /// starts at a frame boundary and nothing was reserved for a payload.
     pub(crate) fn idle(&self) -> bool {
-        self.frame.is_none() && self.message.is_none()
+        self.frame.is_none() && self.message.is_none() && self.ahead.is_none()
+    }
+
+    /// Drops input held outside the receive buffer (at CLOSED).
+    pub(crate) fn release_input(&mut self) {
+        self.ahead = None;
+        self.pre_unmasked = 0;
+    }
+
+    /// Bytes received and held outside the receive buffer.
+    pub(crate) fn held_ahead(&self) -> usize {
+        self.ahead.as_ref().map_or(0, |a| a.buf.len())
+    }
+
+    /// Where received bytes go next: the buffer of the frame started ahead,
+    /// if any, else `buf` (input stays in order).
+    pub(crate) fn tail<'a>(&'a mut self, buf: &'a mut BytesMut) -> &'a mut BytesMut {
+        match self.ahead.as_mut() {
+            Some(a) => &mut a.buf,
+            None => buf,
+        }
+    }
+
+    /// Takes `data` into the receive path: the payload of the frame being
+    /// read is unmasked as it is copied in (when everything buffered of it
+    /// already is), and a long data frame whose header follows the end of
+    /// that frame in `data` is started in a buffer of its own
+    /// ([`Ahead`]), unmasked as it is copied too. The rest is appended as it
+    /// came, to be unmasked in place when read.
+    pub(crate) fn receive(&mut self, buf: &mut BytesMut, data: &[u8], config: &Config) {
+        if let Some(ahead) = self.ahead.as_mut() {
+            ahead.extend(data);
+            return;
+        }
+        let taken = self.absorb(buf, data);
+        let rest = &data[taken..];
+        if rest.is_empty() {
+            return;
+        }
+        if !self.start_ahead(buf, rest, config) {
+            buf.extend_from_slice(rest);
+        }
+    }
+
+    /// Starts an [`Ahead`] frame with `rest` when `buf` ends exactly where a
+    /// frame ends and `rest` opens with the whole header of a long masked
+    /// data frame within the limits (the limits are checked before its
+    /// buffer is reserved; every other rule is the reader's, when it gets
+    /// there). Returns whether it took `rest`.
+    fn start_ahead(&mut self, buf: &BytesMut, rest: &[u8], config: &Config) -> bool {
+        let at_boundary = match &self.frame {
+            Some(frame) => frame.remaining == buf.len() as u64,
+            None => buf.is_empty(),
+        };
+        if !at_boundary || self.role != Role::Server {
+            return false;
+        }
+        let Ok(Some((h, header_len))) = FrameHeader::decode(rest) else {
+            return false;
+        };
+        let Some(key) = h.mask else { return false };
+        let limit = config.max_frame_size.min(config.max_message_size).min(RESERVE_AHEAD);
+        let Ok(payload_len) = usize::try_from(h.payload_len) else {
+            return false;
+        };
+        if h.opcode.is_control() || h.rsv() != 0 || payload_len < AHEAD_MIN || payload_len > limit {
+            return false;
+        }
+        // Only a whole unfragmented message, where a message may start
+        // (RFC 6455 §5.4): its payload stays where it lands and becomes the
+        // message without a copy. (Fragments are copied into the message
+        // anyway, and a frame that breaks a rule is the reader's to refuse.)
+        let current_ends_message = self.frame.as_ref().is_some_and(|f| f.fin && !f.opcode.is_control());
+        let may_start = self.message.is_none() || current_ends_message;
+        if !h.fin || !matches!(h.opcode, OpCode::Text | OpCode::Binary) || config.streaming || !may_start {
+            return false;
+        }
+        let mut ahead = Ahead {
+            buf: BytesMut::with_capacity(header_len + payload_len),
+            header_len,
+            payload_len,
+            key,
+            unmasked: 0,
+        };
+        ahead.buf.extend_from_slice(&rest[..header_len]);
+        ahead.extend(&rest[header_len..]);
+        self.ahead = Some(ahead);
+        true
     }
 
     /// Takes from `data` the bytes that continue the current frame's payload
     /// when everything buffered is already-unmasked payload, and appends them
     /// to `buf` unmasked in the same pass as the copy. Returns how many bytes
     /// it took; the caller appends the rest as they are.
-    pub(crate) fn absorb(&mut self, buf: &mut BytesMut, data: &[u8]) -> usize {
+    fn absorb(&mut self, buf: &mut BytesMut, data: &[u8]) -> usize {
         let Some(frame) = self.frame.as_mut() else { return 0 };
         let Some(key) = frame.mask else { return 0 };
         if buf.len() != frame.unmasked {
@@ -292,12 +423,24 @@ impl Reader {
         config: &Config,
         mut ext: Ext<'_>,
     ) -> Result<Option<Item>, ProtocolError> {
-        if self.frame.is_none() && self.message.is_none() && !config.streaming {
+        if self.frame.is_none()
+            && self.message.is_none()
+            && !config.streaming
+            && self.ahead.is_none()
+            && self.pre_unmasked == 0
+        {
             if let Some(item) = self.whole_message(buf, config)? {
                 return Ok(Some(item));
             }
         }
         loop {
+            if self.frame.is_none() && buf.is_empty() {
+                // Everything before the frame started ahead is read: go on in its buffer.
+                if let Some(ahead) = self.ahead.take() {
+                    *buf = ahead.buf;
+                    self.pre_unmasked = ahead.unmasked;
+                }
+            }
             if self.frame.is_none() {
                 let (header, header_len) = match FrameHeader::decode(buf) {
                     Ok(Some(h)) => h,
@@ -326,7 +469,7 @@ impl Reader {
                     mask: header.mask,
                     remaining: header.payload_len,
                     done: 0,
-                    unmasked: 0,
+                    unmasked: core::mem::take(&mut self.pre_unmasked),
                     taken: 0,
                 });
             }

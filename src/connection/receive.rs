@@ -34,9 +34,10 @@ impl Connection {
         if self.life.state() == ReadyState::Closed || self.life.eof() {
             return;
         }
-        // Payload of the frame being read is unmasked while it is copied in.
-        let fused = match self.life.stage() {
-            Stage::Done => self.reader.absorb(&mut self.inbuf, data),
+        match self.life.stage() {
+            // Frames: payload is unmasked while it is copied in, into its
+            // final place.
+            Stage::Done => self.reader.receive(&mut self.inbuf, data, &self.config),
             // The answer to a plain HTTP request ends the connection: what
             // follows its head is never read, so it is not kept.
             Stage::AwaitHttpAnswer => return,
@@ -44,11 +45,10 @@ impl Connection {
                 if self.early_data_overflows(data.len()) {
                     return;
                 }
-                0
+                self.inbuf.extend_from_slice(data);
             }
-            _ => 0,
-        };
-        self.inbuf.extend_from_slice(&data[fused..]);
+            _ => self.inbuf.extend_from_slice(data),
+        }
         if !data.is_empty() {
             self.on_input_activity();
         }
@@ -74,8 +74,13 @@ impl Connection {
     /// (An async driver can hand it to `read_buf`, which appends without
     /// zeroing first.)
     pub fn receive_buf(&mut self) -> &mut BytesMut {
-        self.handed_out = Some(self.inbuf.len());
-        &mut self.inbuf
+        self.handed_out = Some(self.received_len());
+        self.reader.tail(&mut self.inbuf)
+    }
+
+    /// Bytes received and not yet read.
+    fn received_len(&self) -> usize {
+        self.inbuf.len() + self.reader.held_ahead()
     }
 
     /// Tells the machine the transport reached end of stream (or broke).
@@ -113,7 +118,7 @@ impl Connection {
             return Some(event);
         }
         if let Some(before) = self.handed_out.take() {
-            if self.inbuf.len() > before {
+            if self.received_len() > before {
                 // Bytes came through `receive_buf`.
                 self.on_input_activity();
             }
@@ -147,6 +152,7 @@ impl Connection {
         if self.life.state() == ReadyState::Closed {
             // Input after CLOSED is ignored (also what was appended through `receive_buf`).
             self.inbuf.clear();
+            self.reader.release_input();
             return;
         }
         match self.life.stage() {

@@ -91,6 +91,14 @@ fn xor_words(buf: &mut [u8], key: [u8; 4]) {
 /// assert_eq!(&buf[..], [&b"ab"[..], &expected[..]].concat());
 /// ```
 pub fn extend_masked(dst: &mut BytesMut, src: &[u8], key: [u8; 4], offset: usize) {
+    if src.len() < BLOCK_LOOP_MIN {
+        // Short payloads (most messages): a copy and 8 bytes at a time in
+        // place, both in L1, beat widening the key for the block loop.
+        let start = dst.len();
+        dst.extend_from_slice(src);
+        xor_words(&mut dst[start..], rotate(key, offset));
+        return;
+    }
     let wide = widen(rotate(key, offset));
     dst.reserve(src.len());
     let spare = &mut dst.spare_capacity_mut()[..src.len()];

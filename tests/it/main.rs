@@ -41,6 +41,7 @@ mod messages;
 mod origin;
 mod properties;
 mod proxy;
+mod receive_path;
 #[cfg(feature = "rustls")]
 mod tls;
 #[cfg(feature = "tokio")]
