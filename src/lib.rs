@@ -119,6 +119,6 @@ pub use handshake::{
 };
 pub use time::Instant;
 pub use types::{DataKind, ReadyState, Role};
-pub use upgrade::{Accept, ClientRequest, Upgrade, UpgradeError};
+pub use upgrade::{Accept, ClientRequest, ClientUpgrade, ExtendedConnect, Upgrade, UpgradeError};
 pub use wire::close::{CloseCode, CloseFrame};
 pub use wire::utf8::{InvalidUtf8, Utf8Bytes};
