@@ -520,7 +520,12 @@ impl Http2Connection {
             return Err(Error::Http2Unsupported(Fallback::NoExtendedConnect));
         }
         let rng = crate::rng::ChaCha20Rng::from_os().map_err(|_| Error::Refused(crate::Error::RandomSource))?;
-        let invalid = |what: &str| Error::Io(io::Error::new(ErrorKind::InvalidInput, format!("HTTP/2 request: {what}")));
+        let invalid = |what: &str| {
+            Error::Io(io::Error::new(
+                ErrorKind::InvalidInput,
+                format!("HTTP/2 request: {what}"),
+            ))
+        };
         let uri = format!("{}://{}{}", connect.scheme(), connect.authority(), connect.path());
         let mut builder = http::Request::builder()
             .method(http::Method::CONNECT)
@@ -601,12 +606,18 @@ pub async fn connect_with_options(
     let (transport, why) = match open_h2(&request, options).await? {
         Opened::Http2(h2) if h2.extended_connect_enabled() => {
             let (conn, stream, response) = h2.open_stream(&request).await?;
-            return Ok((WebSocketStream::from_connection(conn, Transport::Http2(stream)), response));
+            return Ok((
+                WebSocketStream::from_connection(conn, Transport::Http2(stream)),
+                response,
+            ));
         }
         // ALPN chose HTTP/1.1: the upgrade runs on this connection.
         Opened::Http1(stream, why) => (stream, why),
         // No HTTP/2 WebSockets there: a new connection for HTTP/1.1.
-        Opened::Http2(_) => (connect_transport(&request, options, false).await?, Fallback::NoExtendedConnect),
+        Opened::Http2(_) => (
+            connect_transport(&request, options, false).await?,
+            Fallback::NoExtendedConnect,
+        ),
         Opened::Unsupported(why) => (connect_transport(&request, options, false).await?, why),
     };
     crate::tokio::connect_with(Transport::Http1(transport, why), request, config)
@@ -655,7 +666,11 @@ fn alpn_chose_h2(_: &MaybeTlsStream) -> bool {
 /// TCP to the request's host (through the proxy, if any), then TLS for
 /// `wss://`, offering `h2` by ALPN when `h2` is asked for. Each step within
 /// the handshake timeout.
-async fn connect_transport(request: &ClientRequest, options: &ConnectOptions, h2: bool) -> Result<MaybeTlsStream, Error> {
+async fn connect_transport(
+    request: &ClientRequest,
+    options: &ConnectOptions,
+    h2: bool,
+) -> Result<MaybeTlsStream, Error> {
     let config = &options.config;
     let (host, port) = tcp_target(request)?;
     let connecting = async {

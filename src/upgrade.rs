@@ -9,7 +9,9 @@
 
 use crate::error::Misuse;
 use crate::extension::{Extension, Offers};
-use crate::handshake::client::{RequestHead, Target, authority, check_protocol, encode_request, origin_form, parse_url};
+use crate::handshake::client::{
+    RequestHead, Target, authority, check_protocol, encode_request, origin_form, parse_url,
+};
 use crate::handshake::server::{check_headers, check_reserved, encode_switching, list_of};
 use crate::handshake::uri::is_host;
 use crate::handshake::{HandshakeError, Headers, HttpResponse, Response, UrlError, accept_key_for, is_token};
@@ -780,7 +782,10 @@ mod tests {
         );
         assert!(!c.headers().iter().any(|(n, _)| n == "sec-websocket-key"));
         // wss: https, the default port left out of :authority.
-        let c = ClientRequest::from_url("wss://[::1]/").unwrap().extended_connect().unwrap();
+        let c = ClientRequest::from_url("wss://[::1]/")
+            .unwrap()
+            .extended_connect()
+            .unwrap();
         assert_eq!((c.scheme(), c.authority(), c.path()), ("https", "[::1]", "/"));
     }
 
@@ -793,9 +798,16 @@ mod tests {
                 Err(Misuse::ReservedHeader { name: name.into() })
             );
         }
-        assert!(ClientRequest::new("h", 80, "/").header("te", "trailers").extended_connect().is_ok());
+        assert!(
+            ClientRequest::new("h", 80, "/")
+                .header("te", "trailers")
+                .extended_connect()
+                .is_ok()
+        );
         assert_eq!(
-            ClientRequest::new("h", 80, "/").header("Upgrade", "websocket").extended_connect(),
+            ClientRequest::new("h", 80, "/")
+                .header("Upgrade", "websocket")
+                .extended_connect(),
             Err(Misuse::ReservedHeader { name: "Upgrade".into() })
         );
         assert_eq!(
@@ -810,7 +822,10 @@ mod tests {
         let c = ClientRequest::new("h", 80, "/").extended_connect().unwrap();
         for status in [200, 204, 299] {
             let up = c.check_response(status, Headers::default()).unwrap();
-            assert_eq!((up.protocol(), up.extensions().as_str(), up.response().status), (None, "", status));
+            assert_eq!(
+                (up.protocol(), up.extensions().as_str(), up.response().status),
+                (None, "", status)
+            );
         }
         for status in [101, 199, 300, 400, 404, 501] {
             assert_eq!(
@@ -819,22 +834,32 @@ mod tests {
             );
         }
         // A stray Sec-WebSocket-Accept is neither needed nor checked (RFC 8441 §5).
-        assert!(c.check_response(200, fields(&[("sec-websocket-accept", "junk")])).is_ok());
+        assert!(
+            c.check_response(200, fields(&[("sec-websocket-accept", "junk")]))
+                .is_ok()
+        );
     }
 
     // RFC 6455 §4.2.2 step 6 (which RFC 8441 §5 keeps): the subprotocol must be one offered.
     #[test]
     fn extended_connect_subprotocol() {
-        let c = ClientRequest::new("h", 80, "/").protocol("chat").extended_connect().unwrap();
-        let up = c.check_response(200, fields(&[("sec-websocket-protocol", "chat")])).unwrap();
+        let c = ClientRequest::new("h", 80, "/")
+            .protocol("chat")
+            .extended_connect()
+            .unwrap();
+        let up = c
+            .check_response(200, fields(&[("sec-websocket-protocol", "chat")]))
+            .unwrap();
         assert_eq!(up.protocol(), Some("chat"));
         assert_eq!(up.response().protocol.as_deref(), Some("chat"));
         assert_eq!(
-            c.check_response(200, fields(&[("sec-websocket-protocol", "other")])).err(),
+            c.check_response(200, fields(&[("sec-websocket-protocol", "other")]))
+                .err(),
             Some(HandshakeError::UnofferedProtocol("other".into()))
         );
         assert_eq!(
-            c.check_response(200, fields(&[("sec-websocket-protocol", "chat, chat")])).err(),
+            c.check_response(200, fields(&[("sec-websocket-protocol", "chat, chat")]))
+                .err(),
             Some(HandshakeError::UnofferedProtocol("chat".into()))
         );
     }
@@ -844,7 +869,8 @@ mod tests {
     fn extended_connect_unoffered_extension() {
         let c = ClientRequest::new("h", 80, "/").extended_connect().unwrap();
         assert_eq!(
-            c.check_response(200, fields(&[("sec-websocket-extensions", "permessage-deflate")])).err(),
+            c.check_response(200, fields(&[("sec-websocket-extensions", "permessage-deflate")]))
+                .err(),
             Some(HandshakeError::UnofferedExtension("permessage-deflate".into()))
         );
     }
@@ -859,15 +885,26 @@ mod tests {
             .deflate(DeflateConfig::default())
             .extended_connect()
             .unwrap();
-        let offer = c.headers().iter().find(|(n, _)| n == "sec-websocket-extensions").unwrap();
+        let offer = c
+            .headers()
+            .iter()
+            .find(|(n, _)| n == "sec-websocket-extensions")
+            .unwrap();
         assert!(offer.1.starts_with("permessage-deflate"), "{offer:?}");
         let up = c
             .check_response(
                 200,
-                fields(&[("sec-websocket-extensions", "permessage-deflate; server_no_context_takeover")]),
+                fields(&[(
+                    "sec-websocket-extensions",
+                    "permessage-deflate; server_no_context_takeover",
+                )]),
             )
             .unwrap();
-        assert!(up.extensions().contains("server_no_context_takeover"), "{}", up.extensions());
+        assert!(
+            up.extensions().contains("server_no_context_takeover"),
+            "{}",
+            up.extensions()
+        );
         let conn = crate::Connection::from_client_upgrade(
             up,
             crate::Config::default(),
@@ -878,7 +915,10 @@ mod tests {
         assert!(conn.deflate().is_some_and(|p| p.server_no_context_takeover));
         // An unknown parameter in the answer fails the handshake (RFC 7692 §5.1).
         assert!(matches!(
-            c.check_response(200, fields(&[("sec-websocket-extensions", "permessage-deflate; x_unknown")])),
+            c.check_response(
+                200,
+                fields(&[("sec-websocket-extensions", "permessage-deflate; x_unknown")])
+            ),
             Err(HandshakeError::Extension(_))
         ));
     }
