@@ -94,7 +94,7 @@ use h2::{Reason, RecvStream, SendStream};
 use std::boxed::Box;
 use std::format;
 use std::io::{self, ErrorKind, IoSlice};
-use std::string::ToString;
+use std::string::{String, ToString};
 
 /// The `h2` this crate was built with, so that streams given to
 /// [`Http2Stream::new`] name the same version.
@@ -571,7 +571,7 @@ impl Http2Connection {
                 send_stream.send_reset(Reason::CANCEL);
                 let response = Response {
                     status,
-                    reason: parts.status.canonical_reason().unwrap_or("").to_string(),
+                    reason: String::new(), // none in HTTP/2 (RFC 9113 §8.3.2)
                     headers,
                     protocol: None,
                 };

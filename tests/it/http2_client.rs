@@ -678,3 +678,98 @@ async fn a_connection_specific_header_is_refused() {
     }
     assert!(record.requests.lock().unwrap().is_empty());
 }
+
+/// The Python with the `h2` library that scripts/interop_h2.sh installs
+/// (`WSMACHINE_INTEROP_H2_PYTHON`); without it the interop tests below say
+/// so and pass.
+fn interop_python() -> Option<String> {
+    let py = std::env::var("WSMACHINE_INTEROP_H2_PYTHON")
+        .ok()
+        .filter(|p| !p.is_empty());
+    if py.is_none() {
+        eprintln!("HTTP/2 interop skipped: WSMACHINE_INTEROP_H2_PYTHON is not set (scripts/interop_h2.sh sets it)");
+    }
+    py
+}
+
+fn interop_helper() -> String {
+    format!("{}/scripts/interop_h2.py", env!("CARGO_MANIFEST_DIR"))
+}
+
+// Our client against Python's h2 serving extended CONNECT with hand-built frames: two
+// WebSockets on one connection, text, binary across many windows (1 MiB), a ping, the close.
+#[tokio::test]
+async fn python_h2_server_with_our_client() {
+    use std::io::BufRead;
+    let Some(py) = interop_python() else { return };
+    let mut child = std::process::Command::new(&py)
+        .arg(interop_helper())
+        .arg("server")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the python server");
+    let stdout = child.stdout.take().unwrap();
+    let port: u16 = std::io::BufReader::new(stdout)
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let request = ClientRequest::from_url(&format!("ws://127.0.0.1:{port}/py"))
+        .unwrap()
+        .protocol("chat");
+    let h2 = Http2Connection::connect(&request, &ConnectOptions::default())
+        .await
+        .unwrap();
+    let (mut a, response) = h2.websocket(request.clone()).await.unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(response.protocol.as_deref(), Some("chat"));
+    let (mut b, _) = h2.websocket(request).await.unwrap();
+    assert_ne!(a.get_ref().stream_id(), b.get_ref().stream_id());
+    round_trip(&mut a).await;
+    let big: Vec<u8> = (0..1u32 << 20).map(|i| (i % 253) as u8).collect();
+    b.send(Message::Binary(big.clone().into())).await.unwrap();
+    a.send(Message::Text("binary please".into())).await.unwrap();
+    assert_eq!(
+        a.next().await.unwrap().unwrap(),
+        Event::Binary(vec![0, 1, 2, 3, 4].into())
+    );
+    assert_eq!(b.next().await.unwrap().unwrap(), Event::Binary(big.into()));
+    close_cleanly(&mut a).await;
+    close_cleanly(&mut b).await;
+    drop((a, b, h2));
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "the python server failed: {status}");
+}
+
+// The reverse: Python's h2 as the client (masked frames built by hand) against an HTTP/2
+// server here whose WebSocket runs over `Http2Stream` in the server role.
+#[tokio::test]
+async fn python_h2_client_with_our_stream() {
+    let Some(py) = interop_python() else { return };
+    let (port, record) = start(true, Mode::Echo).await;
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&py)
+            .arg(interop_helper())
+            .arg("client")
+            .arg(port.to_string())
+            .arg("/from-python")
+            .output()
+            .expect("run the python client")
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the python client failed: {stderr}");
+    assert!(stderr.contains("client OK"), "{stderr}");
+    let seen = record.requests.lock().unwrap()[0].clone();
+    assert_eq!(
+        (seen.protocol.as_deref(), seen.path.as_str()),
+        (Some("websocket"), "/from-python")
+    );
+}
