@@ -53,7 +53,7 @@
 //! | 5 | `upgrade` | what the application asks for and accepts: [`ClientRequest`], [`Accept`], [`Upgrade`] for handshakes done elsewhere |
 //! | 6 | `config`, `event`, [`Connection`] | the state machine, its settings and its events |
 //! | 7 | [`rng`] | randomness for client keys (any `RandomSource`) |
-//! | 8 | [`driver`], [`blocking`], `tokio`, `tls` | drivers: move bytes and time, no protocol decisions; `driver` holds what they share, `tls` the TLS configs both use |
+//! | 8 | [`driver`], [`blocking`], `tokio`, `tls`, `http2` | drivers: move bytes and time, no protocol decisions; `driver` holds what they share, `tls` the TLS configs both use, `http2` WebSocket over HTTP/2 (RFC 8441) as a client |
 //!
 //! ## Features
 //!
