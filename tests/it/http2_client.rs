@@ -384,6 +384,12 @@ async fn h2c_against_hyper() {
 /// server otherwise.
 #[cfg(feature = "rustls")]
 async fn start_tls(alpn: &[&[u8]]) -> (u16, Arc<Record>, crate::tls::Pki) {
+    start_tls_with(alpn, true).await
+}
+
+/// [`start_tls`], its HTTP/2 with or without SETTINGS_ENABLE_CONNECT_PROTOCOL.
+#[cfg(feature = "rustls")]
+async fn start_tls_with(alpn: &[&[u8]], enable_connect: bool) -> (u16, Arc<Record>, crate::tls::Pki) {
     let pki = crate::tls::Pki::new();
     let mut config = (**pki.acceptor().config()).clone();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
@@ -399,7 +405,7 @@ async fn start_tls(alpn: &[&[u8]]) -> (u16, Arc<Record>, crate::tls::Pki) {
             tokio::spawn(async move {
                 let Ok(tls) = acceptor.accept(tcp).await else { return };
                 if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
-                    serve_h2(tls, true, Mode::Echo, r).await;
+                    serve_h2(tls, enable_connect, Mode::Echo, r).await;
                 } else if let Ok(ws) = wsmachine::tokio::accept(tls).await {
                     echo(ws).await;
                 }
@@ -448,6 +454,74 @@ async fn wss_falls_back_to_http1_on_the_same_connection_when_alpn_picks_http1() 
         Err(Error::Http2Unsupported(Fallback::NoH2Alpn)) => {}
         other => panic!("{other:?}"),
     }
+}
+
+// wss:// to an h2 server without SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3): HTTP/1.1 on a
+// new TLS connection, whose ALPN offers http/1.1 only.
+#[cfg(feature = "rustls")]
+#[tokio::test]
+async fn wss_falls_back_to_http1_on_a_new_connection_without_enable_connect_protocol() {
+    let (port, record, pki) = start_tls_with(&[b"h2", b"http/1.1"], false).await;
+    let mut options = ConnectOptions::default();
+    options.tls = Some(pki.connector());
+    let request = ClientRequest::from_url(&format!("wss://localhost:{port}/")).unwrap();
+    let (mut ws, response) = wsmachine::http2::connect_with_options(request, &options).await.unwrap();
+    assert_eq!(ws.get_ref().fallback(), Some(Fallback::NoExtendedConnect));
+    assert_eq!(response.status, 101);
+    round_trip(&mut ws).await;
+    close_cleanly(&mut ws).await;
+    assert_eq!(record.connections.load(Ordering::SeqCst), 2, "h2, then HTTP/1.1");
+    assert!(record.requests.lock().unwrap().is_empty(), "no CONNECT was sent");
+}
+
+/// An HTTP `CONNECT` proxy (RFC 9110 §9.3.6) on loopback; records the targets asked for.
+async fn connect_proxy() -> (u16, Arc<Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let targets = Arc::new(Mutex::new(Vec::new()));
+    let t = targets.clone();
+    tokio::spawn(async move {
+        while let Ok((mut down, _)) = listener.accept().await {
+            let t = t.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8];
+                while !head.ends_with(b"\r\n\r\n") && down.read(&mut byte).await.unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let target = head
+                    .strip_prefix("CONNECT ")
+                    .and_then(|r| r.split(' ').next())
+                    .unwrap()
+                    .to_string();
+                t.lock().unwrap().push(target.clone());
+                let mut up = tokio::net::TcpStream::connect(target).await.unwrap();
+                down.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await
+                    .unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+            });
+        }
+    });
+    (port, targets)
+}
+
+// Through an HTTP CONNECT proxy: the tunnel first, then HTTP/2 (h2c) inside it.
+#[tokio::test]
+async fn h2c_through_a_connect_proxy() {
+    let (port, record) = start(true, Mode::Echo).await;
+    let (proxy_port, targets) = connect_proxy().await;
+    let mut options = ConnectOptions::default();
+    options.proxy = Some(wsmachine::proxy::Proxy::parse(&format!("http://127.0.0.1:{proxy_port}")).unwrap());
+    let request = ClientRequest::from_url(&format!("ws://127.0.0.1:{port}/via")).unwrap();
+    let (mut ws, _) = wsmachine::http2::connect_with_options(request, &options).await.unwrap();
+    assert!(ws.get_ref().is_http2());
+    round_trip(&mut ws).await;
+    close_cleanly(&mut ws).await;
+    assert_eq!(*targets.lock().unwrap(), vec![format!("127.0.0.1:{port}")]);
+    assert_eq!(record.requests.lock().unwrap()[0].path, "/via");
 }
 
 // RFC 8441 §3: an HTTP/2 server without SETTINGS_ENABLE_CONNECT_PROTOCOL cannot take the
@@ -613,15 +687,26 @@ async fn backpressure_holds_when_the_server_does_not_read() {
         .await
         .unwrap();
     let chunk = vec![0u8; 256 << 10];
-    let mut sent = 0;
-    let stalled = tokio::time::timeout(Duration::from_millis(500), async {
-        loop {
-            ws.send(Message::Binary(chunk.clone().into())).await.unwrap();
-            sent += 1;
+    let (mut sent, mut stalled) = (0, false);
+    // 16 chunks (4 MiB): without backpressure every send completes at once.
+    for _ in 0..16 {
+        match tokio::time::timeout(
+            Duration::from_millis(300),
+            ws.send(Message::Binary(chunk.clone().into())),
+        )
+        .await
+        {
+            Ok(done) => {
+                done.unwrap();
+                sent += 1;
+            }
+            Err(_) => {
+                stalled = true;
+                break;
+            }
         }
-    })
-    .await;
-    assert!(stalled.is_err(), "the sink never waited");
+    }
+    assert!(stalled, "the sink never waited ({sent} chunks of 256 KiB taken)");
     // At most the stream window (64 KiB) left the machine per chunk, plus the high-water mark.
     assert!(sent <= 3, "{sent} chunks of 256 KiB taken");
     assert!(
