@@ -580,7 +580,7 @@ impl ExtendedConnect {
     }
 
     /// Checks the server's answer (RFC 8441 §5): a 2xx status is success
-    /// (anything else is [`HandshakeError::Status`]; no
+    /// (anything else is [`HandshakeError::ConnectStatus`]; no
     /// `Sec-WebSocket-Accept` is expected or checked); the subprotocol must
     /// be one offered (RFC 6455 §4.2.2 step 6) and the extensions must
     /// answer an offer (step 5; RFC 7692 §7.1), as on HTTP/1.1. `headers`
@@ -607,7 +607,7 @@ impl ExtendedConnect {
         };
         // RFC 8441 §5: any 2xx status code is success.
         if !(200..300).contains(&status) {
-            return Err(HandshakeError::Status(status));
+            return Err(HandshakeError::ConnectStatus(status));
         }
         let extension = self.extensions.check_response(&response.headers)?;
         check_protocol(&mut response, &self.protocols)?;
@@ -830,7 +830,7 @@ mod tests {
         for status in [101, 199, 300, 400, 404, 501] {
             assert_eq!(
                 c.check_response(status, Headers::default()).err(),
-                Some(HandshakeError::Status(status))
+                Some(HandshakeError::ConnectStatus(status))
             );
         }
         // A stray Sec-WebSocket-Accept is neither needed nor checked (RFC 8441 §5).

@@ -722,7 +722,7 @@ async fn a_refused_connect_is_a_handshake_failure() {
     let (port, _record) = start(true, Mode::Refuse).await;
     match wsmachine::http2::connect(&format!("ws://127.0.0.1:{port}/")).await {
         Err(Error::Failed(Failure::Handshake {
-            error: HandshakeError::Status(403),
+            error: HandshakeError::ConnectStatus(403),
             response: Some(response),
         })) => assert_eq!(response.status, 403),
         other => panic!("{other:?}"),
