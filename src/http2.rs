@@ -48,6 +48,14 @@
 //!   task. No fallback: a server that cannot take WebSocket over HTTP/2 is
 //!   `Error::Http2Unsupported`.
 //!
+//! For `wss://` the first connection offers ALPN `h2` then `http/1.1`
+//! whatever the [`ConnectOptions::tls`] connector's own ALPN list is (its
+//! roots and other settings are used as they are); a connection made for
+//! the HTTP/1.1 fallback uses the connector as it is. HTTP/2's own windows
+//! are h2's defaults (64 KiB per stream and per connection, RFC 9113
+//! §6.9.2); the server's answer is bounded by `Config::max_handshake_size`
+//! (`SETTINGS_MAX_HEADER_LIST_SIZE`).
+//!
 //! Time: `Config::handshake_timeout` bounds each step as
 //! [`tokio::connect`](crate::tokio::connect) does — the TCP connect (with
 //! the proxy's tunnel), the TLS handshake, the HTTP/2 preface and the
@@ -464,7 +472,15 @@ impl Http2Connection {
     {
         let timeout = config.handshake_timeout;
         let start = async {
-            let (send, mut connection) = h2::client::handshake(io).await.map_err(|e| Error::Io(h2_io(e)))?;
+            // The answer's header block is bounded as an HTTP/1.1 head is
+            // (`Config::max_handshake_size`, SETTINGS_MAX_HEADER_LIST_SIZE,
+            // RFC 9113 §6.5.2); h2 refuses a larger one before keeping it.
+            let max_header_list = u32::try_from(config.max_handshake_size).unwrap_or(u32::MAX);
+            let (send, mut connection) = h2::client::Builder::new()
+                .max_header_list_size(max_header_list)
+                .handshake(io)
+                .await
+                .map_err(|e| Error::Io(h2_io(e)))?;
             let ping_pong = connection.ping_pong();
             ::tokio::spawn(async move {
                 // Its failures reach the streams, which report them.

@@ -55,6 +55,8 @@ enum Mode {
     Refuse,
     /// Never answer.
     Silent,
+    /// 200 with a 64 KiB header field.
+    BigHeader,
 }
 
 /// The server's record: TCP connections accepted, CONNECTs seen.
@@ -155,6 +157,9 @@ async fn serve_stream(
         _ => 200,
     };
     let mut answer = hyper::Response::builder().status(status);
+    if mode == Mode::BigHeader {
+        answer = answer.header("x-big", "b".repeat(64 << 10));
+    }
     if status == 200 {
         // RFC 8441 §5: no Sec-WebSocket-Accept; the chosen subprotocol and extensions.
         for (n, v) in upgrade.response_headers() {
@@ -727,6 +732,27 @@ async fn a_refused_connect_is_a_handshake_failure() {
         })) => assert_eq!(response.status, 403),
         other => panic!("{other:?}"),
     }
+}
+
+// The answer's header block is bounded by Config::max_handshake_size, as an HTTP/1.1 head is
+// (SETTINGS_MAX_HEADER_LIST_SIZE, RFC 9113 §6.5.2): 64 KiB of header against an 8 KiB limit fails.
+#[tokio::test]
+async fn an_oversized_answer_is_refused() {
+    let (port, _record) = start(true, Mode::BigHeader).await;
+    let request = ClientRequest::from_url(&format!("ws://127.0.0.1:{port}/")).unwrap();
+    let mut options = ConnectOptions::default();
+    options.config.max_handshake_size = 8 << 10;
+    let failed = wsmachine::http2::connect_with_options(request.clone(), &options).await;
+    match failed {
+        // h2 names the limit it enforced (a connection error, ENHANCE_YOUR_CALM).
+        Err(Error::Io(e)) => assert!(e.to_string().contains("header_list"), "{e}"),
+        other => panic!("{:?}", other.map(|(ws, r)| (ws.get_ref().is_http2(), r.status))),
+    }
+    // Within a limit of 128 KiB it passes.
+    options.config.max_handshake_size = 128 << 10;
+    let (ws, response) = wsmachine::http2::connect_with_options(request, &options).await.unwrap();
+    assert!(ws.get_ref().is_http2());
+    assert_eq!(response.headers.get("x-big").map(<[u8]>::len), Some(64 << 10));
 }
 
 // Config::handshake_timeout bounds the CONNECT exchange.
