@@ -668,6 +668,31 @@ async fn a_stream_reset_is_an_abnormal_closure() {
     assert!(ws.send(Message::Text("after".into())).await.is_err());
 }
 
+// The HTTP/2 connection lost under an open WebSocket (the server's TCP connection dropped):
+// an Error::Io, then Closed with 1006 (RFC 6455 §7.1.5).
+#[tokio::test]
+async fn a_lost_connection_is_an_abnormal_closure() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (opened_tx, opened_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let server = tokio::spawn(serve_h2(tcp, true, Mode::Echo, Arc::new(Record::default())));
+        let _ = opened_rx.await;
+        // Drops the connection, its socket and every stream on it.
+        server.abort();
+    });
+    let (mut ws, _) = wsmachine::http2::connect(&format!("ws://127.0.0.1:{port}/"))
+        .await
+        .unwrap();
+    round_trip(&mut ws).await;
+    opened_tx.send(()).unwrap();
+    let (closed, errors) = finish(&mut ws).await;
+    assert!(!closed.was_clean);
+    assert_eq!(closed.code, CloseCode::ABNORMAL);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+}
+
 // Flow control: a 4 MiB message each way through HTTP/2's default 64 KiB windows (RFC 9113
 // §6.9.2): the receiver gives the window back as it reads, the sender waits for capacity.
 #[tokio::test]
