@@ -49,7 +49,7 @@
 //!   `Error::Http2Unsupported`.
 //!
 //! For `wss://` the first connection offers ALPN `h2` then `http/1.1`
-//! whatever the [`ConnectOptions::tls`] connector's own ALPN list is (its
+//! whatever the `ConnectOptions::tls` connector's own ALPN list is (its
 //! roots and other settings are used as they are); a connection made for
 //! the HTTP/1.1 fallback uses the connector as it is. HTTP/2's own windows
 //! are h2's defaults (64 KiB per stream and per connection, RFC 9113
