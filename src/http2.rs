@@ -51,7 +51,7 @@
 //! For `wss://` the first connection offers ALPN `h2` then `http/1.1`
 //! whatever the `ConnectOptions::tls` connector's own ALPN list is (its
 //! roots and other settings are used as they are); a connection made for
-//! the HTTP/1.1 fallback uses the connector as it is. HTTP/2's own windows
+//! the HTTP/1.1 fallback uses the connector as it is, less `h2`. HTTP/2's own windows
 //! are h2's defaults (64 KiB per stream and per connection, RFC 9113
 //! §6.9.2); the server's answer is bounded by `Config::max_handshake_size`
 //! (`SETTINGS_MAX_HEADER_LIST_SIZE`).
@@ -727,6 +727,11 @@ async fn tls_client(tcp: TcpStream, host: &str, options: &ConnectOptions, h2: bo
         let mut with_h2 = (*config).clone();
         with_h2.alpn_protocols = std::vec![ALPN_H2.to_vec(), crate::tls::ALPN_HTTP_1_1.to_vec()];
         config = std::sync::Arc::new(with_h2);
+    } else if config.alpn_protocols.iter().any(|p| p == ALPN_H2) {
+        // The HTTP/1.1 fallback must not be offered h2 again.
+        let mut http1 = (*config).clone();
+        http1.alpn_protocols = std::vec![crate::tls::ALPN_HTTP_1_1.to_vec()];
+        config = std::sync::Arc::new(http1);
     }
     let name = crate::tls::server_name(host).map_err(Error::Tls)?;
     let handshake = tokio_rustls::TlsConnector::from(config).connect(name, tcp);

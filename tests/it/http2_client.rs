@@ -462,13 +462,16 @@ async fn wss_falls_back_to_http1_on_the_same_connection_when_alpn_picks_http1() 
 }
 
 // wss:// to an h2 server without SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3): HTTP/1.1 on a
-// new TLS connection, whose ALPN offers http/1.1 only.
+// new TLS connection, whose ALPN offers http/1.1 only (even when the connector offers h2).
 #[cfg(feature = "rustls")]
 #[tokio::test]
 async fn wss_falls_back_to_http1_on_a_new_connection_without_enable_connect_protocol() {
     let (port, record, pki) = start_tls_with(&[b"h2", b"http/1.1"], false).await;
     let mut options = ConnectOptions::default();
-    options.tls = Some(pki.connector());
+    // A connector that offers h2 itself: the fallback connection must not.
+    let mut config = (**pki.connector().config()).clone();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    options.tls = Some(wsmachine::tls::TlsConnector::from_config(Arc::new(config)));
     let request = ClientRequest::from_url(&format!("wss://localhost:{port}/")).unwrap();
     let (mut ws, response) = wsmachine::http2::connect_with_options(request, &options).await.unwrap();
     assert_eq!(ws.get_ref().fallback(), Some(Fallback::NoExtendedConnect));
