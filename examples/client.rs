@@ -5,12 +5,13 @@
 //! handshake it prints the server's status line and headers).
 //!
 //! ```text
-//! client [--ca FILE.pem]... [--proxy URL | --no-proxy] [--ping-interval SECS]
+//! client [--http2] [--ca FILE.pem]... [--proxy URL | --no-proxy] [--ping-interval SECS]
 //!        [--header 'Name: value']... [--protocol NAME]... URL
 //!
 //! cargo run --example client ws://127.0.0.1:9999/
 //! cargo run --features rustls --example client -- --ca ca.pem wss://localhost:9443/
 //! cargo run --example client -- --proxy socks5://127.0.0.1:1080 ws://echo.example/
+//! cargo run --features http2,rustls --example client -- --http2 wss://localhost:9443/ws
 //! ```
 //!
 //! - `URL`: `ws://` or `wss://` (`wss://` needs the `rustls` feature; the
@@ -23,7 +24,11 @@
 //! - `--ping-interval`: keepalive pings after this many seconds without
 //!   input (default 20; 0 turns keepalive off);
 //! - `--header`, `--protocol`: extra request headers and offered
-//!   subprotocols, each repeatable.
+//!   subprotocols, each repeatable;
+//! - `--http2` (feature `http2`): WebSocket over HTTP/2 (RFC 8441) through
+//!   `wsmachine::http2` (h2c with prior knowledge for `ws://`, ALPN `h2`
+//!   for `wss://`), falling back to HTTP/1.1 when the server cannot take
+//!   it; says on stderr which was used. Otherwise the same.
 
 use std::io::BufRead;
 use std::process::exit;
@@ -34,7 +39,7 @@ use wsmachine::driver::ConnectOptions;
 use wsmachine::proxy::Proxy;
 use wsmachine::{ClientRequest, CloseCode, Event, Failure, ReadyState};
 
-const USAGE: &str = "usage: client [--ca FILE.pem]... [--proxy URL | --no-proxy] [--ping-interval SECS] \
+const USAGE: &str = "usage: client [--http2] [--ca FILE.pem]... [--proxy URL | --no-proxy] [--ping-interval SECS] \
                      [--header 'Name: value']... [--protocol NAME]... ws[s]://HOST[:PORT]/PATH";
 
 /// What the command line asks for.
@@ -46,6 +51,7 @@ struct Args {
     ping_interval: Option<Duration>,
     headers: Vec<(String, String)>,
     protocols: Vec<String>,
+    http2: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -58,6 +64,7 @@ fn parse_args() -> Result<Args, String> {
         ping_interval: Some(Duration::from_secs(20)),
         headers: Vec::new(),
         protocols: Vec::new(),
+        http2: false,
     };
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
@@ -75,6 +82,7 @@ fn parse_args() -> Result<Args, String> {
                 parsed.headers.push((name.trim().to_string(), v.trim().to_string()));
             }
             "--protocol" => parsed.protocols.push(value()?),
+            "--http2" => parsed.http2 = true,
             _ if !arg.starts_with("--") && parsed.url.is_empty() => parsed.url = arg,
             _ => return Err(format!("unexpected argument {arg:?}")),
         }
@@ -113,6 +121,109 @@ fn tls(cas: &[String], _: &mut ConnectOptions) -> Result<(), Box<dyn std::error:
     Ok(())
 }
 
+/// The server answered without upgrading: say what it said, and exit 1.
+fn refused(url: &str, error: &wsmachine::HandshakeError, response: &wsmachine::Response) -> ! {
+    eprintln!("{url}: handshake failed: {error}");
+    // HTTP/2 has no reason phrase (RFC 9113 §8.3.2).
+    if response.reason.is_empty() {
+        eprintln!("HTTP/2 {}", response.status);
+    } else {
+        eprintln!("HTTP/1.1 {} {}", response.status, response.reason);
+    }
+    for header in response.headers.iter() {
+        eprintln!("{}: {}", header.name, String::from_utf8_lossy(&header.value));
+    }
+    exit(1);
+}
+
+/// Lines of stdin on a channel, `None` at its end, read on a thread of their own.
+fn stdin_lines(mut send: impl FnMut(Option<String>) -> bool + Send + 'static) {
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if !send(Some(line)) {
+                return;
+            }
+        }
+        send(None);
+    });
+}
+
+/// `--http2`: the same client over `wsmachine::http2` (RFC 8441, falling
+/// back to HTTP/1.1); returns whether it failed.
+#[cfg(feature = "http2")]
+fn http2(url: &str, request: ClientRequest, options: &ConnectOptions) -> bool {
+    use futures_util::{SinkExt, StreamExt};
+    use wsmachine::Message;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| {
+            eprintln!("client: {e}");
+            exit(1);
+        });
+    runtime.block_on(async {
+        let (ws, _response) = match wsmachine::http2::connect_with_options(request, options).await {
+            Ok(connected) => connected,
+            Err(Error::Failed(Failure::Handshake {
+                error,
+                response: Some(response),
+            })) => refused(url, &error, &response),
+            Err(e) => {
+                eprintln!("{url}: {e}");
+                exit(1);
+            }
+        };
+        match ws.get_ref().fallback() {
+            None => eprintln!("client: connected over HTTP/2 (RFC 8441)"),
+            Some(why) => eprintln!("client: server does not support RFC 8441 ({why}); using HTTP/1.1"),
+        }
+        let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<Option<String>>();
+        stdin_lines(move |line| tx.send(line).is_ok());
+        let (mut sink, mut stream) = ws.split();
+        let (mut failed, mut stdin_open) = (false, true);
+        loop {
+            tokio::select! {
+                line = lines.recv(), if stdin_open => {
+                    let sent = match line.flatten() {
+                        Some(text) => sink.send(Message::Text(text.into())).await,
+                        None => {
+                            stdin_open = false;
+                            sink.close(CloseCode::NORMAL, "").await
+                        }
+                    };
+                    if let Err(e) = sent {
+                        eprintln!("{e}");
+                    }
+                }
+                event = stream.next() => match event {
+                    None => break,
+                    Some(Ok(Event::Text(text))) => println!("{text}"),
+                    Some(Ok(Event::Binary(data))) => println!("<{} bytes of binary>", data.len()),
+                    Some(Ok(Event::Closed(info))) => {
+                        if !info.was_clean {
+                            eprintln!("connection closed uncleanly ({})", info.code);
+                            failed = true;
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        eprintln!("error: {e}");
+                        failed = true;
+                    }
+                },
+            }
+        }
+        failed
+    })
+}
+
+#[cfg(not(feature = "http2"))]
+fn http2(_: &str, _: ClientRequest, _: &ConnectOptions) -> bool {
+    eprintln!("client: --http2 needs the http2 feature (cargo run --features http2 --example client)");
+    exit(2);
+}
+
 fn main() {
     let args = parse_args().unwrap_or_else(|e| {
         eprintln!("client: {e}\n{USAGE}");
@@ -142,20 +253,15 @@ fn main() {
     if let Err(e) = tls(&args.cas, &mut options) {
         fail(&e);
     }
+    if args.http2 {
+        exit(i32::from(http2(&args.url, request, &options)));
+    }
     let (mut ws, _response) = match blocking::connect_with_options(request, &options) {
         Ok(connected) => connected,
         Err(Error::Failed(Failure::Handshake {
             error,
             response: Some(response),
-        })) => {
-            // The server answered without upgrading: say what it said.
-            eprintln!("{}: handshake failed: {error}", args.url);
-            eprintln!("HTTP/1.1 {} {}", response.status, response.reason);
-            for header in response.headers.iter() {
-                eprintln!("{}: {}", header.name, String::from_utf8_lossy(&header.value));
-            }
-            exit(1);
-        }
+        })) => refused(&args.url, &error, &response),
         Err(e) => fail(&e),
     };
     // Wake up every 20 ms to look at stdin (the driver bounds reads by the
@@ -164,15 +270,7 @@ fn main() {
 
     // Lines from stdin arrive on a channel; `None` marks its end.
     let (tx, rx) = mpsc::channel::<Option<String>>();
-    std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines() {
-            let Ok(line) = line else { break };
-            if tx.send(Some(line)).is_err() {
-                return;
-            }
-        }
-        let _ = tx.send(None);
-    });
+    stdin_lines(move |line| tx.send(line).is_ok());
 
     let mut failed = false;
     loop {

@@ -39,6 +39,7 @@ SETS=(
   "tokio|--features tokio"
   "rustls|--features rustls-native-roots,tokio"
   "no_std|--no-default-features"
+  "http2|--features http2,rustls"
 )
 
 bless=false

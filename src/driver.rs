@@ -80,6 +80,12 @@ pub enum Error {
     /// The connection is over: it reported `Event::Closed` and the transport
     /// should be dropped.
     Closed,
+    /// The server cannot take WebSocket over HTTP/2 (RFC 8441; feature
+    /// `http2`), and says why: it does not speak HTTP/2, or its SETTINGS do
+    /// not enable extended CONNECT (RFC 8441 §3). `http2::connect` falls
+    /// back to HTTP/1.1 instead; `Http2Connection` reports this.
+    #[cfg(feature = "http2")]
+    Http2Unsupported(crate::http2::Fallback),
 }
 
 impl core::fmt::Display for Error {
@@ -97,6 +103,8 @@ impl core::fmt::Display for Error {
             Error::Tls(e) => write!(f, "TLS: {e}"),
             Error::NotUpgraded => f.write_str("the request was answered without a WebSocket upgrade"),
             Error::Closed => f.write_str("the connection is closed"),
+            #[cfg(feature = "http2")]
+            Error::Http2Unsupported(why) => write!(f, "no WebSocket over HTTP/2 here: {why}"),
         }
     }
 }

@@ -252,7 +252,9 @@ pub enum Misuse {
     /// A header the crate writes itself: framing (`Content-Length`,
     /// `Transfer-Encoding`), `Connection`, and the handshake's own
     /// (`Host`, `Upgrade`, `Sec-WebSocket-*`), which come from the
-    /// negotiation.
+    /// negotiation; over HTTP/2 also the connection-specific fields
+    /// (`Keep-Alive`, `Proxy-Connection`, `TE` other than `trailers`: RFC
+    /// 9113 §8.2.2).
     ReservedHeader {
         /// The header's name.
         name: String,

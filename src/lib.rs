@@ -53,7 +53,7 @@
 //! | 5 | `upgrade` | what the application asks for and accepts: [`ClientRequest`], [`Accept`], [`Upgrade`] for handshakes done elsewhere |
 //! | 6 | `config`, `event`, [`Connection`] | the state machine, its settings and its events |
 //! | 7 | [`rng`] | randomness for client keys (any `RandomSource`) |
-//! | 8 | [`driver`], [`blocking`], `tokio`, `tls` | drivers: move bytes and time, no protocol decisions; `driver` holds what they share, `tls` the TLS configs both use |
+//! | 8 | [`driver`], [`blocking`], `tokio`, `tls`, `http2` | drivers: move bytes and time, no protocol decisions; `driver` holds what they share, `tls` the TLS configs both use, `http2` WebSocket over HTTP/2 (RFC 8441) as a client |
 //!
 //! ## Features
 //!
@@ -63,6 +63,7 @@
 //! | `deflate` | yes | permessage-deflate (RFC 7692), module [`deflate`]: offered with [`ClientRequest::deflate`], accepted with [`Accept::deflate`]; pure-Rust backends (zlib-rs through flate2 compresses, miniz_oxide inflates); implies `std` |
 //! | `tokio` | no | the async driver module `wsmachine::tokio`: a `Stream`/`Sink` over tokio's `AsyncRead + AsyncWrite` streams, timers on tokio's clock (implies `std`) |
 //! | `rustls` | no | `wss://` in `blocking::connect` and `tokio::connect`, TLS servers in both drivers, module `wsmachine::tls`: rustls on the `ring` provider, chosen explicitly (no process-wide provider needed), Mozilla's roots from `webpki-roots` (implies `std`) |
+//! | `http2` | no | WebSocket over HTTP/2 (RFC 8441) as a client, module `wsmachine::http2`: extended CONNECT on the `h2` crate, h2c for `ws://` and ALPN `h2` for `wss://` (with `rustls`), several WebSockets on one connection, falling back to HTTP/1.1 (implies `tokio`) |
 //! | `rustls-native-roots` | no | `tls::native_roots()`: the platform's trusted roots, through `rustls-native-certs` (implies `rustls`) |
 //! | `portable-atomic` | no | targets without atomic compare-and-swap (thumbv6m), through `bytes` |
 //!
@@ -87,6 +88,8 @@ mod error;
 mod event;
 mod extension;
 pub mod handshake;
+#[cfg(feature = "http2")]
+pub mod http2;
 pub mod proxy;
 pub mod rng;
 mod time;
@@ -119,6 +122,6 @@ pub use handshake::{
 };
 pub use time::Instant;
 pub use types::{DataKind, ReadyState, Role};
-pub use upgrade::{Accept, ClientRequest, Upgrade, UpgradeError};
+pub use upgrade::{Accept, ClientRequest, ClientUpgrade, ExtendedConnect, Upgrade, UpgradeError};
 pub use wire::close::{CloseCode, CloseFrame};
 pub use wire::utf8::{InvalidUtf8, Utf8Bytes};

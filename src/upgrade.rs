@@ -9,10 +9,12 @@
 
 use crate::error::Misuse;
 use crate::extension::{Extension, Offers};
-use crate::handshake::client::{RequestHead, Target, encode_request, origin_form, parse_url};
+use crate::handshake::client::{
+    RequestHead, Target, authority, check_protocol, encode_request, origin_form, parse_url,
+};
 use crate::handshake::server::{check_headers, check_reserved, encode_switching, list_of};
 use crate::handshake::uri::is_host;
-use crate::handshake::{HandshakeError, Headers, HttpResponse, UrlError, accept_key_for, is_token};
+use crate::handshake::{HandshakeError, Headers, HttpResponse, Response, UrlError, accept_key_for, is_token};
 use alloc::boxed::Box;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -187,6 +189,57 @@ impl ClientRequest {
         check_reserved(&self.headers, OWNED, true)?;
         self.extensions.validate()?;
         Ok(())
+    }
+
+    /// The same request as an HTTP/2 extended CONNECT (RFC 8441 §4), for
+    /// WebSocket over HTTP/2: checked as [`check`](ClientRequest::check)
+    /// does, and besides refusing the header lines HTTP/2 forbids
+    /// (RFC 9113 §8.2.2: `Keep-Alive`, `Proxy-Connection`, `TE` other
+    /// than `trailers`) as [`Misuse::ReservedHeader`].
+    ///
+    /// ```
+    /// use wsmachine::ClientRequest;
+    /// let connect = ClientRequest::from_url("wss://example.com/chat")?
+    ///     .protocol("chat")
+    ///     .header("Origin", "https://example.com")
+    ///     .extended_connect()?;
+    /// assert_eq!((connect.method(), connect.protocol()), ("CONNECT", "websocket"));
+    /// assert_eq!((connect.scheme(), connect.authority(), connect.path()), ("https", "example.com", "/chat"));
+    /// assert_eq!(connect.headers()[0], ("sec-websocket-version".into(), "13".into()));
+    /// assert!(connect.headers().contains(&("origin".into(), "https://example.com".into())));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn extended_connect(&self) -> Result<ExtendedConnect, Misuse> {
+        self.check()?;
+        // RFC 9113 §8.2.2: connection-specific fields are malformed in HTTP/2
+        // (Connection, Upgrade and Transfer-Encoding are refused by `check`).
+        if let Some((name, _)) = self.headers.iter().find(|(n, v)| {
+            n.eq_ignore_ascii_case("keep-alive")
+                || n.eq_ignore_ascii_case("proxy-connection")
+                || (n.eq_ignore_ascii_case("te") && !v.eq_ignore_ascii_case("trailers"))
+        }) {
+            return Err(Misuse::ReservedHeader { name: name.clone() });
+        }
+        let t = &self.target;
+        // RFC 8441 §5: Sec-WebSocket-Key is not sent; the version, subprotocols
+        // and extension offers are, as in RFC 6455 §4.1.
+        let mut headers = alloc::vec![("sec-websocket-version".to_string(), "13".to_string())];
+        if !self.protocols.is_empty() {
+            headers.push(("sec-websocket-protocol".to_string(), self.protocols.join(", ")));
+        }
+        if let Some(offer) = self.extensions.header_value() {
+            headers.push(("sec-websocket-extensions".to_string(), offer));
+        }
+        // RFC 9113 §8.2.1: field names are lowercase in HTTP/2.
+        headers.extend(self.headers.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.clone())));
+        Ok(ExtendedConnect {
+            scheme: if t.secure { "https" } else { "http" },
+            authority: authority(&t.host, t.port, t.secure),
+            path: t.path.clone(),
+            headers,
+            protocols: self.protocols.clone(),
+            extensions: self.extensions.clone(),
+        })
     }
 
     /// Writes the request head with the given `Sec-WebSocket-Key`.
@@ -469,6 +522,138 @@ impl Upgrade {
     }
 }
 
+/// A [`ClientRequest`] as the extended CONNECT of WebSocket over HTTP/2
+/// (RFC 8441 §4), from [`ClientRequest::extended_connect`]: the
+/// pseudo-header fields and header fields an HTTP/2 client sends, and the
+/// check of the server's answer
+/// ([`check_response`](ExtendedConnect::check_response)) that gives what
+/// [`Connection::from_client_upgrade`](crate::Connection::from_client_upgrade)
+/// needs to start the client OPEN.
+///
+/// The HTTP/2 connection must have received `SETTINGS_ENABLE_CONNECT_PROTOCOL
+/// = 1` from the server before sending it (RFC 8441 §3); that is the HTTP/2
+/// implementation's to know.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtendedConnect {
+    scheme: &'static str,
+    authority: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    protocols: Vec<String>,
+    extensions: Offers,
+}
+
+impl ExtendedConnect {
+    /// `:method`: `CONNECT` (RFC 8441 §4).
+    pub fn method(&self) -> &'static str {
+        "CONNECT"
+    }
+
+    /// `:protocol`: `websocket` (RFC 8441 §4, the token of RFC 6455 §11.1).
+    pub fn protocol(&self) -> &'static str {
+        "websocket"
+    }
+
+    /// `:scheme`: `https` for a `wss://` URL, `http` for `ws://` (RFC 8441
+    /// §5).
+    pub fn scheme(&self) -> &str {
+        self.scheme
+    }
+
+    /// `:authority`: the host, with the port unless it is the scheme's
+    /// default (RFC 9113 §8.3.1; the `Host` of HTTP/1.1).
+    pub fn authority(&self) -> &str {
+        &self.authority
+    }
+
+    /// `:path`: the path and query (RFC 8441 §4).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The header fields, lowercase (RFC 9113 §8.2.1), in order:
+    /// `sec-websocket-version: 13`, the offered `sec-websocket-protocol` and
+    /// `sec-websocket-extensions` if any, then the request's own lines. No
+    /// `Sec-WebSocket-Key` (RFC 8441 §5).
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
+    }
+
+    /// Checks the server's answer (RFC 8441 §5): a 2xx status is success
+    /// (anything else is [`HandshakeError::ConnectStatus`]; no
+    /// `Sec-WebSocket-Accept` is expected or checked); the subprotocol must
+    /// be one offered (RFC 6455 §4.2.2 step 6) and the extensions must
+    /// answer an offer (step 5; RFC 7692 §7.1), as on HTTP/1.1. `headers`
+    /// are the response's header fields (pseudo-header fields left out).
+    ///
+    /// ```
+    /// use wsmachine::handshake::{Header, Headers};
+    /// use wsmachine::rng::ChaCha20Rng;
+    /// use wsmachine::{ClientRequest, Config, Connection, ReadyState};
+    /// let connect = ClientRequest::from_url("ws://example.com/")?.protocol("chat").extended_connect()?;
+    /// let answer = Headers(vec![Header { name: "sec-websocket-protocol".into(), value: b"chat".to_vec() }]);
+    /// let upgrade = connect.check_response(200, answer)?;
+    /// assert_eq!(upgrade.protocol(), Some("chat"));
+    /// let conn = Connection::from_client_upgrade(upgrade, Config::default(), ChaCha20Rng::from_seed([7; 32]));
+    /// assert_eq!(conn.state(), ReadyState::Open);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check_response(&self, status: u16, headers: Headers) -> Result<ClientUpgrade, HandshakeError> {
+        let mut response = Response {
+            status,
+            reason: String::new(),
+            headers,
+            protocol: None,
+        };
+        // RFC 8441 §5: any 2xx status code is success.
+        if !(200..300).contains(&status) {
+            return Err(HandshakeError::ConnectStatus(status));
+        }
+        let extension = self.extensions.check_response(&response.headers)?;
+        check_protocol(&mut response, &self.protocols)?;
+        Ok(ClientUpgrade {
+            negotiated: Negotiated {
+                protocol: response.protocol.clone(),
+                extension,
+                answer: None,
+                headers: Vec::new(),
+            },
+            response,
+        })
+    }
+}
+
+/// A checked answer to an [`ExtendedConnect`] (RFC 8441 §5): the
+/// subprotocol and extension agreed on, for
+/// [`Connection::from_client_upgrade`](crate::Connection::from_client_upgrade),
+/// the client's counterpart of [`Upgrade`].
+#[derive(Debug)]
+#[must_use]
+pub struct ClientUpgrade {
+    pub(crate) negotiated: Negotiated,
+    response: Response,
+}
+
+impl ClientUpgrade {
+    /// The subprotocol the server chose, if any.
+    pub fn protocol(&self) -> Option<&str> {
+        self.negotiated.protocol.as_deref()
+    }
+
+    /// The extensions agreed on, as a `Sec-WebSocket-Extensions` value
+    /// (empty when none).
+    pub fn extensions(&self) -> String {
+        self.negotiated.extensions()
+    }
+
+    /// The server's answer (its status and header fields; no reason phrase
+    /// in HTTP/2), with the chosen subprotocol in
+    /// [`Response::protocol`].
+    pub fn response(&self) -> &Response {
+        &self.response
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -557,5 +742,184 @@ mod tests {
         );
         assert_eq!(ClientRequest::new("h", 80, "/x y").check(), Err(Misuse::InvalidPath));
         assert!(ClientRequest::new("h", 80, "/").header("X", "fine").check().is_ok());
+    }
+
+    fn fields(list: &[(&str, &str)]) -> Headers {
+        Headers(
+            list.iter()
+                .map(|(n, v)| crate::handshake::Header {
+                    name: n.to_string(),
+                    value: v.as_bytes().to_vec(),
+                })
+                .collect(),
+        )
+    }
+
+    // RFC 8441 §4: CONNECT with :protocol websocket, :scheme, :authority, :path;
+    // RFC 8441 §5: Sec-WebSocket-Version, -Protocol and -Extensions as in RFC 6455, no Key.
+    #[test]
+    fn extended_connect_fields() {
+        let c = ClientRequest::from_url("ws://example.com:8080/chat?room=1")
+            .unwrap()
+            .protocol("a")
+            .protocol("b")
+            .header("Origin", "http://example.com")
+            .extended_connect()
+            .unwrap();
+        assert_eq!((c.method(), c.protocol()), ("CONNECT", "websocket"));
+        assert_eq!(
+            (c.scheme(), c.authority(), c.path()),
+            ("http", "example.com:8080", "/chat?room=1")
+        );
+        assert_eq!(
+            c.headers(),
+            &[
+                ("sec-websocket-version".to_string(), "13".to_string()),
+                ("sec-websocket-protocol".to_string(), "a, b".to_string()),
+                // RFC 9113 §8.2.1: lowercase names.
+                ("origin".to_string(), "http://example.com".to_string()),
+            ]
+        );
+        assert!(!c.headers().iter().any(|(n, _)| n == "sec-websocket-key"));
+        // wss: https, the default port left out of :authority.
+        let c = ClientRequest::from_url("wss://[::1]/")
+            .unwrap()
+            .extended_connect()
+            .unwrap();
+        assert_eq!((c.scheme(), c.authority(), c.path()), ("https", "[::1]", "/"));
+    }
+
+    // RFC 9113 §8.2.2: connection-specific fields are refused; the HTTP/1.1 rules still hold.
+    #[test]
+    fn extended_connect_refuses_connection_fields() {
+        for name in ["Keep-Alive", "proxy-connection", "TE"] {
+            assert_eq!(
+                ClientRequest::new("h", 80, "/").header(name, "x").extended_connect(),
+                Err(Misuse::ReservedHeader { name: name.into() })
+            );
+        }
+        assert!(
+            ClientRequest::new("h", 80, "/")
+                .header("te", "trailers")
+                .extended_connect()
+                .is_ok()
+        );
+        assert_eq!(
+            ClientRequest::new("h", 80, "/")
+                .header("Upgrade", "websocket")
+                .extended_connect(),
+            Err(Misuse::ReservedHeader { name: "Upgrade".into() })
+        );
+        assert_eq!(
+            ClientRequest::new("h", 80, "/").protocol("a b").extended_connect(),
+            Err(Misuse::InvalidSubprotocol("a b".into()))
+        );
+    }
+
+    // RFC 8441 §5: a 2xx status is success, anything else fails; no Sec-WebSocket-Accept is checked.
+    #[test]
+    fn extended_connect_status() {
+        let c = ClientRequest::new("h", 80, "/").extended_connect().unwrap();
+        for status in [200, 204, 299] {
+            let up = c.check_response(status, Headers::default()).unwrap();
+            assert_eq!(
+                (up.protocol(), up.extensions().as_str(), up.response().status),
+                (None, "", status)
+            );
+        }
+        for status in [101, 199, 300, 400, 404, 501] {
+            assert_eq!(
+                c.check_response(status, Headers::default()).err(),
+                Some(HandshakeError::ConnectStatus(status))
+            );
+        }
+        // A stray Sec-WebSocket-Accept is neither needed nor checked (RFC 8441 §5).
+        assert!(
+            c.check_response(200, fields(&[("sec-websocket-accept", "junk")]))
+                .is_ok()
+        );
+    }
+
+    // RFC 6455 §4.2.2 step 6 (which RFC 8441 §5 keeps): the subprotocol must be one offered.
+    #[test]
+    fn extended_connect_subprotocol() {
+        let c = ClientRequest::new("h", 80, "/")
+            .protocol("chat")
+            .extended_connect()
+            .unwrap();
+        let up = c
+            .check_response(200, fields(&[("sec-websocket-protocol", "chat")]))
+            .unwrap();
+        assert_eq!(up.protocol(), Some("chat"));
+        assert_eq!(up.response().protocol.as_deref(), Some("chat"));
+        assert_eq!(
+            c.check_response(200, fields(&[("sec-websocket-protocol", "other")]))
+                .err(),
+            Some(HandshakeError::UnofferedProtocol("other".into()))
+        );
+        assert_eq!(
+            c.check_response(200, fields(&[("sec-websocket-protocol", "chat, chat")]))
+                .err(),
+            Some(HandshakeError::UnofferedProtocol("chat".into()))
+        );
+    }
+
+    // RFC 6455 §4.2.2 step 5: an extension that was not offered fails the handshake.
+    #[test]
+    fn extended_connect_unoffered_extension() {
+        let c = ClientRequest::new("h", 80, "/").extended_connect().unwrap();
+        assert_eq!(
+            c.check_response(200, fields(&[("sec-websocket-extensions", "permessage-deflate")]))
+                .err(),
+            Some(HandshakeError::UnofferedExtension("permessage-deflate".into()))
+        );
+    }
+
+    // RFC 7692 §7.1 over RFC 8441: the offer goes in sec-websocket-extensions, the answer is
+    // checked against it, and the machine starts OPEN as a client with deflate in use.
+    #[cfg(feature = "deflate")]
+    #[test]
+    fn extended_connect_deflate() {
+        use crate::deflate::DeflateConfig;
+        let c = ClientRequest::new("h", 80, "/")
+            .deflate(DeflateConfig::default())
+            .extended_connect()
+            .unwrap();
+        let offer = c
+            .headers()
+            .iter()
+            .find(|(n, _)| n == "sec-websocket-extensions")
+            .unwrap();
+        assert!(offer.1.starts_with("permessage-deflate"), "{offer:?}");
+        let up = c
+            .check_response(
+                200,
+                fields(&[(
+                    "sec-websocket-extensions",
+                    "permessage-deflate; server_no_context_takeover",
+                )]),
+            )
+            .unwrap();
+        assert!(
+            up.extensions().contains("server_no_context_takeover"),
+            "{}",
+            up.extensions()
+        );
+        let conn = crate::Connection::from_client_upgrade(
+            up,
+            crate::Config::default(),
+            crate::rng::ChaCha20Rng::from_seed([1; 32]),
+        );
+        assert_eq!(conn.role(), crate::Role::Client);
+        assert_eq!(conn.state(), crate::ReadyState::Open);
+        assert!(conn.deflate().is_some_and(|p| p.server_no_context_takeover));
+        // An unknown parameter in the answer fails the handshake (RFC 7692 §5.1).
+        assert!(matches!(
+            c.check_response(
+                200,
+                fields(&[("sec-websocket-extensions", "permessage-deflate; x_unknown")])
+            ),
+            Err(HandshakeError::Extension(_))
+        ));
     }
 }

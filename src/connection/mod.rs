@@ -31,7 +31,7 @@ use crate::extension::Extension;
 use crate::rng::RandomSource;
 use crate::time::Instant;
 use crate::types::{ReadyState, Role};
-use crate::upgrade::{ClientRequest, Upgrade};
+use crate::upgrade::{ClientRequest, ClientUpgrade, Upgrade};
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -189,6 +189,18 @@ impl Connection {
             Some(Box::new(rng)),
         );
         conn.apply(Transition::Opened);
+        conn
+    }
+
+    /// A client connection already OPEN, for a handshake done elsewhere:
+    /// WebSocket over HTTP/2's extended CONNECT (RFC 8441), whose answer
+    /// [`ExtendedConnect::check_response`](crate::ExtendedConnect::check_response)
+    /// checked. The subprotocol and extension agreed on are in use; masking
+    /// keys come from `rng` (RFC 6455 §10.3: unpredictable outside tests).
+    /// No [`Event::Open`] is produced.
+    pub fn from_client_upgrade(upgrade: ClientUpgrade, config: Config, rng: impl RandomSource + 'static) -> Self {
+        let mut conn = Self::open_client(config, rng);
+        conn.extension = upgrade.negotiated.extension;
         conn
     }
 

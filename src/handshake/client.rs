@@ -220,14 +220,21 @@ pub(crate) struct RequestHead<'a> {
     pub(crate) headers: &'a [(String, String)],
 }
 
+/// The `Host` value (RFC 9112 §3.2, RFC 9110 §7.2), or HTTP/2's
+/// `:authority` (RFC 9113 §8.3.1): the host, with the port unless it is the
+/// scheme's default.
+pub(crate) fn authority(host: &str, port: u16, secure: bool) -> String {
+    let default_port = if secure { 443 } else { 80 };
+    if port == default_port {
+        host.to_string()
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// Writes the request head with the given `Sec-WebSocket-Key`.
 pub(crate) fn encode_request(head: &RequestHead<'_>, key: &str, out: &mut Vec<u8>) {
-    let default_port = if head.secure { 443 } else { 80 };
-    let host = if head.port == default_port {
-        head.host.to_string()
-    } else {
-        format!("{}:{}", head.host, head.port)
-    };
+    let host = authority(head.host, head.port, head.secure);
     out.extend_from_slice(
         format!(
             "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n",

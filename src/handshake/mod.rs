@@ -99,6 +99,9 @@ pub enum HandshakeError {
     UnsupportedVersion,
     /// The server answered with this status instead of 101 (RFC 6455 §4.2.2).
     Status(u16),
+    /// The server answered an HTTP/2 extended CONNECT with this status, not
+    /// a 2xx (RFC 8441 §5).
+    ConnectStatus(u16),
     /// `Sec-WebSocket-Accept` is missing or does not match the key (RFC 6455 §4.2.2).
     InvalidAccept,
     /// The server chose a subprotocol the client did not offer (RFC 6455 §4.2.2).
@@ -161,6 +164,12 @@ impl fmt::Display for HandshakeError {
             HandshakeError::InvalidKey => f.write_str("Sec-WebSocket-Key is missing or not 16 bytes of base64"),
             HandshakeError::UnsupportedVersion => f.write_str("Sec-WebSocket-Version is missing or not 13"),
             HandshakeError::Status(s) => write!(f, "the server answered {s} instead of 101 Switching Protocols"),
+            HandshakeError::ConnectStatus(s) => {
+                write!(
+                    f,
+                    "the server answered the extended CONNECT with {s}, not 2xx (RFC 8441 §5)"
+                )
+            }
             HandshakeError::InvalidAccept => f.write_str("Sec-WebSocket-Accept is missing or does not match the key"),
             HandshakeError::UnofferedProtocol(p) => {
                 write!(f, "the server chose subprotocol {p:?}, which was not offered")

@@ -32,6 +32,8 @@ mod errors;
 mod fuzz_regressions;
 mod game_loop;
 mod handshake;
+#[cfg(all(feature = "http2", feature = "deflate"))]
+mod http2_client;
 mod http_rules;
 #[cfg(all(feature = "tokio", feature = "deflate"))]
 mod hyper_upgrade;

@@ -17,15 +17,16 @@ use wsmachine::tls::rustls::{self, CertificateError, RootCertStore};
 use wsmachine::tls::{self, TlsAcceptor, TlsConfigError, TlsConnector};
 use wsmachine::{Accept, ClientRequest, CloseCode, Config, Connection, Event, Failure};
 
-/// A CA, and PEM files on disk for server certificates it signed.
-struct Pki {
+/// A CA, and PEM files on disk for server certificates it signed (also
+/// used by `http2_client`).
+pub(crate) struct Pki {
     ca: CertificateDer<'static>,
     issuer: Issuer<'static, KeyPair>,
     dir: PathBuf,
 }
 
 impl Pki {
-    fn new() -> Pki {
+    pub(crate) fn new() -> Pki {
         static N: AtomicUsize = AtomicUsize::new(0);
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -68,13 +69,13 @@ impl Pki {
 
     /// An acceptor presenting a certificate for `localhost` and `127.0.0.1`,
     /// loaded from PEM files.
-    fn acceptor(&self) -> TlsAcceptor {
+    pub(crate) fn acceptor(&self) -> TlsAcceptor {
         let (chain, key) = self.server_files("localhost", &["localhost", "127.0.0.1"]);
         TlsAcceptor::from_pem_files(chain, key).unwrap()
     }
 
     /// A connector trusting this CA only (loaded from its PEM file).
-    fn connector(&self) -> TlsConnector {
+    pub(crate) fn connector(&self) -> TlsConnector {
         let loaded = tls::load_certs(self.dir.join("ca.pem")).unwrap();
         assert_eq!(loaded, std::slice::from_ref(&self.ca));
         let mut roots = RootCertStore::empty();
