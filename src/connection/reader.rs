@@ -257,21 +257,61 @@ struct Ahead {
     key: [u8; 4],
     /// Payload bytes unmasked as they were copied in.
     unmasked: usize,
+    /// For a text frame: the validator after the first `validated` payload
+    /// bytes, which it found valid so far (RFC 6455 §8.1).
+    utf8: Option<Utf8Validator>,
+    validated: usize,
 }
 
 impl Ahead {
-    /// Appends `data`: the payload part unmasked while it is copied, as long
-    /// as everything before it is.
+    /// Appends `data`: the payload part unmasked while it is copied (and,
+    /// for text, validated right after), as long as everything before it
+    /// is.
     fn extend(&mut self, data: &[u8]) {
         let mut data = data;
         if self.buf.len() == self.header_len + self.unmasked && self.unmasked < self.payload_len {
             let n = (self.payload_len - self.unmasked).min(data.len());
-            extend_masked(&mut self.buf, &data[..n], self.key, self.unmasked);
+            let utf8 = self.utf8.as_mut().filter(|_| self.validated == self.unmasked);
+            self.validated += unmask_in(&mut self.buf, &data[..n], self.key, self.unmasked, utf8);
             self.unmasked += n;
             data = &data[n..];
         }
         self.buf.extend_from_slice(data);
     }
+}
+
+/// How much text is unmasked before it is validated: small enough to be
+/// validated while it is in the first-level cache.
+const VALIDATE_PIECE: usize = 16 << 10;
+
+/// Appends `src` to `dst` unmasked with `key` from key position `offset`;
+/// with a validator, validates the text piece by piece right after each
+/// piece is unmasked. Returns how many bytes it validated: all of them, or
+/// those before the piece that failed (the reader validates that piece
+/// again and reports the error; the validator is as before that piece).
+fn unmask_in(dst: &mut BytesMut, src: &[u8], key: [u8; 4], offset: usize, utf8: Option<&mut Utf8Validator>) -> usize {
+    let Some(utf8) = utf8 else {
+        extend_masked(dst, src, key, offset);
+        return 0;
+    };
+    let mut validated = 0;
+    let mut copied = 0;
+    let mut ok = true;
+    for piece in src.chunks(VALIDATE_PIECE) {
+        let start = dst.len();
+        extend_masked(dst, piece, key, offset + copied);
+        copied += piece.len();
+        if ok {
+            let mut next = utf8.clone();
+            if next.feed(&dst[start..]).is_ok() {
+                *utf8 = next;
+                validated += piece.len();
+                continue;
+            }
+            ok = false;
+        }
+    }
+    validated
 }
 
 /// Frames at least this long are started in a buffer of their own when
@@ -290,6 +330,8 @@ pub(crate) struct Reader {
     /// Payload bytes at the front of the buffer already unmasked, for the
     /// frame to be started next (the frame of a taken-over [`Ahead`]).
     pre_unmasked: usize,
+    /// Of those, the bytes already validated, and the validator after them.
+    pre_validated: Option<(usize, Utf8Validator)>,
 }
 
 impl Reader {
@@ -300,6 +342,7 @@ impl Reader {
             message: None,
             ahead: None,
             pre_unmasked: 0,
+            pre_validated: None,
         }
     }
 
@@ -313,6 +356,7 @@ impl Reader {
     pub(crate) fn release_input(&mut self) {
         self.ahead = None;
         self.pre_unmasked = 0;
+        self.pre_validated = None;
     }
 
     /// Bytes received and held outside the receive buffer.
@@ -389,6 +433,8 @@ impl Reader {
             payload_len,
             key,
             unmasked: 0,
+            utf8: (h.opcode == OpCode::Text).then(Utf8Validator::new),
+            validated: 0,
         };
         ahead.buf.extend_from_slice(&rest[..header_len]);
         ahead.extend(&rest[header_len..]);
@@ -408,9 +454,23 @@ impl Reader {
         }
         let room = frame.remaining.saturating_sub(buf.len() as u64);
         let n = usize::try_from(room).map_or(data.len(), |r| r.min(data.len()));
-        let offset = (frame.taken as usize & 3) + frame.unmasked;
-        extend_masked(buf, &data[..n], key, offset);
+        // Text is validated piece by piece right after it is unmasked, while
+        // it is in cache, when everything before it is validated.
+        let utf8 = match self.message.as_mut() {
+            Some(msg)
+                if msg.kind == DataKind::Text
+                    && msg.decoding.is_none()
+                    && !frame.opcode.is_control()
+                    && frame.done == frame.unmasked =>
+            {
+                Some(&mut msg.utf8)
+            }
+            _ => None,
+        };
+        let start = (frame.taken as usize & 3) + frame.unmasked;
+        let validated = unmask_in(buf, &data[..n], key, start, utf8);
         frame.unmasked += n;
+        frame.done += validated;
         n
     }
 
@@ -428,6 +488,7 @@ impl Reader {
             && !config.streaming
             && self.ahead.is_none()
             && self.pre_unmasked == 0
+            && self.pre_validated.is_none()
         {
             if let Some(item) = self.whole_message(buf, config)? {
                 return Ok(Some(item));
@@ -439,6 +500,7 @@ impl Reader {
                 if let Some(ahead) = self.ahead.take() {
                     *buf = ahead.buf;
                     self.pre_unmasked = ahead.unmasked;
+                    self.pre_validated = ahead.utf8.map(|v| (ahead.validated, v));
                 }
             }
             if self.frame.is_none() {
@@ -472,6 +534,13 @@ impl Reader {
                     unmasked: core::mem::take(&mut self.pre_unmasked),
                     taken: 0,
                 });
+                // The text validated as it came in (a frame started ahead opens its message).
+                if let Some((validated, utf8)) = self.pre_validated.take() {
+                    if let (Some(frame), Some(msg)) = (self.frame.as_mut(), self.message.as_mut()) {
+                        frame.done = validated;
+                        msg.utf8 = utf8;
+                    }
+                }
             }
             let Some(frame) = self.frame.as_mut() else {
                 return Ok(None);

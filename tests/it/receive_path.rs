@@ -109,22 +109,46 @@ proptest! {
 }
 
 // A long frame read ahead is held to the rules like any other: RFC 6455
-// §8.1, invalid UTF-8 in a text message fails the connection with 1007.
+// §8.1, invalid UTF-8 in a text message fails the connection with 1007,
+// whether the bad byte is in a frame started ahead, in the part of a long
+// frame unmasked as it is copied in, or in a frame behind another.
 #[test]
-fn invalid_text_in_a_frame_read_ahead_is_1007() {
-    let first = vec![1u8; 20 << 10];
-    let mut bad = vec![b'a'; 20 << 10];
-    bad[10 << 10] = 0xFF;
-    let mut bytes = raw_frame(true, 0, OP_BINARY, Some(KEY), &first);
-    bytes.extend(raw_frame(true, 0, OP_TEXT, Some([9, 8, 7, 6]), &bad));
-    let mut conn = open(Role::Server, Config::default());
-    let seen = feed_reads(&mut conn, &bytes, &[(64 << 10, false)]);
-    assert!(matches!(&seen[0], Event::Binary(b) if b.len() == first.len()));
-    assert!(
-        matches!(&seen[1], Event::Error(Failure::Protocol(ProtocolError::InvalidUtf8))),
-        "{seen:?}"
-    );
-    assert!(take_output(&mut conn).windows(2).any(|w| w == 1007u16.to_be_bytes()));
+fn invalid_text_is_1007_wherever_it_is_read() {
+    let text = |len: usize, bad_at: usize| {
+        let mut t = vec![b'a'; len];
+        t[bad_at] = 0xFF;
+        raw_frame(true, 0, OP_TEXT, Some([9, 8, 7, 6]), &t)
+    };
+    let after_binary = [
+        raw_frame(true, 0, OP_BINARY, Some(KEY), &[1u8; 20 << 10]),
+        text(20 << 10, 10 << 10),
+    ]
+    .concat();
+    let cases: [(&str, Vec<u8>, usize); 3] = [
+        ("first frame, started ahead", text(20 << 10, 10 << 10), 0),
+        ("deep in a long frame", text(200 << 10, 150 << 10), 0),
+        ("behind a binary frame", after_binary, 1),
+    ];
+    for (what, bytes, messages_before) in cases {
+        let mut conn = open(Role::Server, Config::default());
+        let seen = feed_reads(&mut conn, &bytes, &[(64 << 10, false)]);
+        assert!(
+            seen[..messages_before].iter().all(|e| matches!(e, Event::Binary(_))),
+            "{what}: {seen:?}"
+        );
+        assert!(
+            matches!(
+                &seen[messages_before],
+                Event::Error(Failure::Protocol(ProtocolError::InvalidUtf8))
+            ),
+            "{what}: {:?}",
+            &seen[messages_before..]
+        );
+        assert!(
+            take_output(&mut conn).windows(2).any(|w| w == 1007u16.to_be_bytes()),
+            "{what}: no 1007"
+        );
+    }
 }
 
 // RFC 6455 §5.4: a data frame while a fragmented message is unfinished is an
