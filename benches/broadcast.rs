@@ -25,13 +25,22 @@
 //!   that is cheaper than sharing it);
 //! - `alloc B/recipient`: bytes allocated during the broadcast (a counting
 //!   global allocator), divided by 10,000.
+//!
+//! A second table (not in criterion: a per-connection compression of
+//! 10,000 × 64 KiB takes seconds) does the same to peers that negotiated
+//! permessage-deflate with `server_no_context_takeover`: JSON text
+//! compressed once (`prepared`) against compressed per connection (`send`);
+//! there `copied` counts every queued byte outside the one frame the first
+//! two connections share.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
-use wsmachine::{Bytes, Config, Connection, Message, PreparedMessage};
+use wsmachine::deflate::DeflateConfig;
+use wsmachine::handshake::{Header, Headers};
+use wsmachine::{Accept, Bytes, Config, Connection, Message, PreparedMessage, Upgrade};
 
 /// Counts the bytes allocated (frees not subtracted).
 struct Counting;
@@ -186,8 +195,111 @@ fn table() {
     }
 }
 
+/// A server connection that agreed to permessage-deflate with
+/// `server_no_context_takeover` (RFC 7692 §7.1.1.1), through `Upgrade`.
+fn deflate_connection() -> Connection {
+    let header = |name: &str, value: &str| Header {
+        name: name.into(),
+        value: value.into(),
+    };
+    let request = Headers(vec![
+        header("Host", "bench"),
+        header("Upgrade", "websocket"),
+        header("Connection", "Upgrade"),
+        header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        header("Sec-WebSocket-Version", "13"),
+        header(
+            "Sec-WebSocket-Extensions",
+            "permessage-deflate; server_no_context_takeover",
+        ),
+    ]);
+    let config = DeflateConfig {
+        server_no_context_takeover: true,
+        ..DeflateConfig::default()
+    };
+    let upgrade = Upgrade::new("GET", &request, Accept::new().deflate(config)).unwrap();
+    let conn = Connection::from_upgrade(
+        upgrade,
+        Config {
+            ping_interval: None,
+            ..Config::default()
+        },
+    );
+    assert!(conn.deflate().is_some_and(|d| d.server_no_context_takeover));
+    conn
+}
+
+/// JSON-like text of `n` bytes.
+fn json(n: usize) -> String {
+    let mut s = String::new();
+    let mut i = 0;
+    while s.len() < n {
+        s.push_str(&format!(
+            "{{\"id\":{i},\"user\":\"user{}\",\"action\":\"update\"}},",
+            i % 17
+        ));
+        i += 1;
+    }
+    s.truncate(n);
+    s
+}
+
+/// The same broadcast to peers that negotiated permessage-deflate without
+/// server context takeover: compressed once (`prepared`) or per
+/// connection (`send_slice`, as `send` must without a shared encoding).
+fn deflate_table() {
+    eprintln!(
+        "\nbroadcast of JSON text to {RECIPIENTS} permessage-deflate peers (server_no_context_takeover, level 6); median of 3"
+    );
+    eprintln!(
+        "{:>6} {:>11} {:>13} {:>19} {:>18}",
+        "size", "variant", "ns/recipient", "copied B/recipient", "alloc B/recipient"
+    );
+    let mut room: Vec<Connection> = (0..RECIPIENTS).map(|_| deflate_connection()).collect();
+    for (size, name) in [(1 << 10, "1KiB"), (64 << 10, "64KiB")] {
+        let text = json(size);
+        for vname in ["prepared", "send_slice"] {
+            let run = |room: &mut [Connection]| -> (usize, usize) {
+                let before = ALLOCATED.load(Relaxed);
+                let prepared = (vname == "prepared").then(|| PreparedMessage::new(text.as_str()));
+                for conn in room.iter_mut() {
+                    match &prepared {
+                        Some(p) => conn.send_prepared(p).unwrap(),
+                        None => conn.send(text.as_str()).unwrap(),
+                    }
+                }
+                let allocated = (ALLOCATED.load(Relaxed) - before) / RECIPIENTS;
+                // Shared when the first two connections queue the same memory.
+                let first = |c: &Connection| c.output_chunks().next().map(|c| (c.as_ptr(), c.len()));
+                let shared = first(&room[0]).filter(|f| Some(*f) == first(&room[1]));
+                let copied: usize = room
+                    .iter()
+                    .flat_map(|c| c.output_chunks())
+                    .filter(|c| shared != Some((c.as_ptr(), c.len())))
+                    .map(<[u8]>::len)
+                    .sum();
+                drain(room);
+                (copied / RECIPIENTS, allocated)
+            };
+            run(&mut room);
+            let mut times = Vec::new();
+            let mut measured = (0, 0);
+            for _ in 0..3 {
+                let t = Instant::now();
+                measured = run(&mut room);
+                times.push(t.elapsed());
+            }
+            times.sort();
+            let ns = times[1].as_nanos() as f64 / RECIPIENTS as f64;
+            let (copied, allocated) = measured;
+            eprintln!("{name:>6} {vname:>11} {ns:>13.1} {copied:>19} {allocated:>18}");
+        }
+    }
+}
+
 fn bench(c: &mut Criterion) {
     table();
+    deflate_table();
     for (size, name) in SIZES {
         let payload = Bytes::from(vec![0x5au8; size]);
         let mut room = room();
