@@ -42,7 +42,10 @@ use std::sync::OnceLock;
 ///   connection, so it is compressed per connection, like `send`.
 ///
 /// It is `Send + Sync`: share it by reference or in an `Arc` across
-/// threads.
+/// threads. Through a driver, queue it with `connection_mut()`
+/// (`ws.connection_mut().send_prepared(&message)`) and flush as after
+/// any queued send (`blocking::WebSocket::flush`, the tokio stream's
+/// `SinkExt::flush`).
 ///
 /// ```
 /// use wsmachine::{Config, Connection, PreparedMessage};

@@ -451,3 +451,36 @@ mod deflate {
         assert!(per_connection > 10 * (64 << 10), "{per_connection}");
     }
 }
+
+// Through the tokio driver: queued with `connection_mut()`, written by the
+// stream's flush, received whole by our client on the other end.
+#[cfg(feature = "tokio")]
+#[tokio::test]
+async fn through_the_tokio_driver() {
+    use futures_util::{SinkExt, StreamExt};
+    use wsmachine::tokio::WebSocketStream;
+    let prepared = PreparedMessage::new(payload(70_000));
+    let mut clients = Vec::new();
+    let mut servers = Vec::new();
+    for i in 0..3 {
+        let (a, b) = tokio::io::duplex(16 << 10);
+        servers.push(WebSocketStream::from_connection(server(), a));
+        let client = Connection::open_client(Config::default(), rng(i));
+        clients.push(WebSocketStream::from_connection(client, b));
+    }
+    let readers = tokio::spawn(async move {
+        let mut got = Vec::new();
+        for c in &mut clients {
+            got.push(c.next().await.unwrap().unwrap());
+        }
+        got
+    });
+    for s in &mut servers {
+        s.connection_mut().send_prepared(&prepared).unwrap();
+    }
+    for s in &mut servers {
+        s.flush().await.unwrap();
+    }
+    let got = readers.await.unwrap();
+    assert_eq!(got, (0..3).map(|_| binary(&payload(70_000))).collect::<Vec<_>>());
+}
