@@ -25,8 +25,9 @@
 //!
 //! The server is a small event loop over [`blocking::WebSocket`] with
 //! non-blocking `TcpStream`s: accept what is waiting, `read()` each
-//! connection until `WouldBlock`, broadcast, `flush()`, sleep a little when
-//! idle. With `--tls` each socket is wrapped in a `rustls::StreamOwned`,
+//! connection until `WouldBlock`, broadcast (each message framed once, a
+//! `PreparedMessage` queued on every tab it goes to), `flush()`, sleep a
+//! little when idle. With `--tls` each socket is wrapped in a `rustls::StreamOwned`,
 //! which works non-blocking as well: the TLS handshake runs inside `read()`.
 //! The handshake runs inside that loop too (the upgrade arrives as
 //! `Event::Request`, a plain `GET /` as `Event::HttpRequest` answered with
@@ -76,7 +77,8 @@ use std::sync::mpsc::TryRecvError;
 use std::time::Duration;
 use wsmachine::blocking::{self, Transport, WebSocket};
 use wsmachine::{
-    Accept, Backpressure, CloseCode, Config, Connection, Event, HttpResponse, Origin, OriginPolicy, ReadyState,
+    Accept, Backpressure, CloseCode, Config, Connection, Event, HttpResponse, Origin, OriginPolicy, PreparedMessage,
+    ReadyState,
 };
 
 /// Longest chat line relayed, in characters; longer ones are cut.
@@ -675,16 +677,17 @@ impl Room {
     /// Queues the messages and writes what the sockets take.
     fn send_all(&mut self, out: Vec<(To, String)>) {
         for (to, text) in out {
-            // Each event is encoded to JSON once; the WebSocket frame is still
-            // made per connection (the one call to `send` below is where a
-            // shared, prepared frame would go once the crate offers one).
+            // Each event is encoded to JSON once and framed once: every tab it
+            // goes to queues the same frame (`send_prepared`; from 256 bytes
+            // of frame on by reference, no copy per connection).
+            let frame = PreparedMessage::new(text);
             for c in &mut self.clients {
                 // Only chatting tabs (named, still OPEN) get messages.
                 let Some(name) = &c.name else { continue };
                 if !to.includes(c) || c.ws.connection().state() != ReadyState::Open {
                     continue;
                 }
-                match c.ws.connection_mut().send(text.as_str()) {
+                match c.ws.connection_mut().send_prepared(&frame) {
                     Ok(()) => {}
                     // `Backpressure::Close`: the connection is given up; its
                     // next read reports it, and it is dropped.

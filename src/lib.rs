@@ -110,7 +110,7 @@ pub mod internal {
 
 pub use bytes::Bytes;
 pub use config::{Backpressure, Config};
-pub use connection::Connection;
+pub use connection::{Connection, PreparedMessage};
 pub use error::{Error, Failure, Misuse, ProtocolError};
 pub use event::{
     CloseInfo, Compression, DecisionError, Event, Fragment, Message, Outgoing, PendingHttp, PendingRequest,

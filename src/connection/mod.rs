@@ -12,13 +12,15 @@
 //! table is there), `timers.rs` the deadlines, `keepalive.rs` the keepalive
 //! pings and the idle timeout, `opening.rs` the handshake
 //! step and the server's decisions, `receive.rs` input and what frames mean,
-//! `reader.rs` the frame reader, `send.rs` the send path, `output.rs` the
+//! `reader.rs` the frame reader, `send.rs` the send path, `prepared.rs`
+//! messages framed once for many connections (broadcast), `output.rs` the
 //! output queue.
 
 mod keepalive;
 mod lifecycle;
 mod opening;
 mod output;
+mod prepared;
 mod reader;
 mod receive;
 mod send;
@@ -41,6 +43,7 @@ use bytes::BytesMut;
 use lifecycle::{Lifecycle, Stage, Transition};
 use opening::ClientOffer;
 use output::Output;
+pub use prepared::PreparedMessage;
 use reader::Reader;
 use send::Sending;
 use timers::{TimerKind, Timers};

@@ -21,6 +21,15 @@ use bytes::Bytes;
 /// the output buffer) when the machine owns them.
 const COPY_BELOW: usize = 4096;
 
+/// Frames encoded beforehand (prepared messages) from this size on are
+/// queued as a shared chunk; shorter ones are copied into the output. In
+/// `benches/broadcast.rs` (10,000 connections) copying was faster up to
+/// about 256 bytes (16 B: ~45 ns per recipient against ~75 ns for a shared
+/// chunk, whose reference count is two atomic operations and whose chunk
+/// list is one more cache line), sharing from there on (1 KiB: ~64 ns
+/// against ~107 ns).
+const SHARE_FROM: usize = 256;
+
 /// The data message being sent in fragments.
 #[derive(Debug)]
 pub(crate) struct Sending {
@@ -86,7 +95,7 @@ impl Connection {
 
     /// Whether a message of `len` bytes goes out transformed by the
     /// extension in use.
-    fn wants_encoding(&self, len: usize, compression: Compression) -> bool {
+    pub(super) fn wants_encoding(&self, len: usize, compression: Compression) -> bool {
         match &self.extension {
             None => false,
             Some(ext) => match compression {
@@ -100,7 +109,7 @@ impl Connection {
     /// Encodes `payload` as the next piece of a message and queues it as
     /// one frame, the extension's RSV bits on the message's first frame
     /// only (RFC 7692 §6.1).
-    fn send_encoded(&mut self, opcode: OpCode, payload: &[u8], fin: bool) -> Result<(), Error> {
+    pub(super) fn send_encoded(&mut self, opcode: OpCode, payload: &[u8], fin: bool) -> Result<(), Error> {
         // Check before encoding: the context must not move on for a frame
         // that is not sent.
         let bound = self
@@ -179,7 +188,7 @@ impl Connection {
     }
 
     /// A whole message may be sent: OPEN, and no fragmented message unfinished.
-    fn check_can_send_message(&self) -> Result<(), Error> {
+    pub(super) fn check_can_send_message(&self) -> Result<(), Error> {
         self.check_can_send_data()?;
         if self.sending.is_some() {
             return Err(Misuse::MessageInProgress.into());
@@ -382,6 +391,19 @@ impl Connection {
         let (head, n, _) = self.header(opcode, fin, 0, payload.len());
         self.out.extend(&head[..n]);
         self.out.push_chunk(payload);
+    }
+
+    /// Queues a whole frame encoded beforehand (a prepared message's, for
+    /// this role and extension): the waiting automatic pong goes first, as
+    /// before any frame. Queued as a chunk of its own, uncopied (a reference
+    /// count), unless it is so short that copying it is cheaper.
+    pub(super) fn write_encoded_frame(&mut self, frame: &Bytes) {
+        self.flush_pong();
+        if frame.len() < SHARE_FROM {
+            self.out.extend(frame);
+        } else {
+            self.out.push_chunk(frame.clone());
+        }
     }
 
     /// Queues one frame whose payload the machine just produced (encoded

@@ -80,6 +80,24 @@ pub(crate) trait Extension: Send + fmt::Debug {
     /// first frame.
     fn encode(&mut self, data: &[u8], fin: bool, out: &mut Vec<u8>) -> Rsv;
 
+    /// The cache slot (below [`SHARED_SLOTS`]) of this side's encoding of a
+    /// whole message when that encoding depends on no earlier message, so
+    /// that every connection reporting the same slot can share one encoding
+    /// of a message (a [`PreparedMessage`](crate::PreparedMessage)'s);
+    /// `None` when each message depends on this connection's context. For
+    /// permessage-deflate: `Some` only when this side resets its context
+    /// after every message (RFC 7692 §7.1.1), one slot per window size.
+    /// (With `std`: the shared encodings are cached in `OnceLock`s.)
+    #[cfg(feature = "std")]
+    fn shared_slot(&self) -> Option<usize>;
+
+    /// Encodes `data` as one whole message with a fresh context, appending
+    /// to `out`, without touching this connection's state; returns the RSV
+    /// bits of the message's frame. Only meaningful when
+    /// [`Extension::shared_slot`] is `Some`.
+    #[cfg(feature = "std")]
+    fn encode_shared(&self, data: &[u8], out: &mut Vec<u8>) -> Rsv;
+
     /// Whether encoder (`.0`) and decoder (`.1`) state is held right now
     /// (what `Connection::deflate_state_allocated` reports).
     #[cfg(feature = "deflate")]
@@ -89,6 +107,10 @@ pub(crate) trait Extension: Send + fmt::Debug {
     #[cfg(feature = "deflate")]
     fn deflate_params(&self) -> Option<deflate::DeflateParams>;
 }
+
+/// How many distinct [`Extension::shared_slot`] values there are.
+#[cfg(feature = "std")]
+pub(crate) const SHARED_SLOTS: usize = 8;
 
 /// An extension configuration that cannot be used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

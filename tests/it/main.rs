@@ -18,6 +18,7 @@ mod util;
 
 mod alloc;
 mod blocking;
+mod broadcast;
 mod closing;
 mod deadlines;
 #[cfg(feature = "deflate")]

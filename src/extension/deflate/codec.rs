@@ -62,6 +62,19 @@ impl Deflater {
         self.state.is_some()
     }
 
+    /// A compressor with these settings and a fresh context that it drops
+    /// after the message: for a whole message compressed once and shared
+    /// (no-context-takeover only).
+    pub(crate) fn fresh(&self) -> Self {
+        Deflater {
+            window_bits: self.window_bits,
+            no_context_takeover: true,
+            level: self.level,
+            threshold: self.threshold,
+            state: None,
+        }
+    }
+
     /// An upper bound of the compressed size of `len` bytes (stored blocks
     /// plus the sync flush in the worst case).
     pub(crate) fn bound(len: usize) -> usize {
@@ -477,6 +490,20 @@ impl Extension for PerMessageDeflate {
 
     fn encode(&mut self, data: &[u8], fin: bool, out: &mut Vec<u8>) -> Rsv {
         self.deflater.compress(data, fin, out);
+        RSV1
+    }
+
+    /// One slot per window the compressor opens (9..=15 bits): under
+    /// this side's no-context-takeover a message's compressed form depends
+    /// only on the message, the window and the level (RFC 7692 §7.1.1.1,
+    /// §7.1.1.2).
+    fn shared_slot(&self) -> Option<usize> {
+        let d = &self.deflater;
+        d.no_context_takeover.then(|| usize::from(zlib_bits(d.window_bits)) - 8)
+    }
+
+    fn encode_shared(&self, data: &[u8], out: &mut Vec<u8>) -> Rsv {
+        self.deflater.fresh().compress(data, true, out);
         RSV1
     }
 
