@@ -30,6 +30,11 @@
 //!   `server_sys_us_per_echo`, `server_cpu_pct` (of one core);
 //! - `client_cpu_pct`: this process's own CPU over the window (near 100 %
 //!   would mean the client, not the server, sets the pace).
+//!
+//! With `--perf-control CTL,ACK` (the fifos of a `perf stat -D -1 --control
+//! fifo:CTL,ACK` attached to the server) it sends `enable` when the window
+//! opens and `disable` when it closes, each acknowledged, so perf counts
+//! (the server's system calls, say) in exactly the measured window.
 
 #[cfg(not(target_os = "linux"))]
 fn main() {
@@ -56,7 +61,8 @@ mod linux {
     use std::time::{Duration, Instant};
 
     const USAGE: &str = "usage: bench_load --addr HOST:PORT [-c CONNECTIONS] [-s PAYLOAD_BYTES] \
-                         [--warmup SECS] [--duration SECS] [--stall SECS] [--server-pid PID]";
+                         [--warmup SECS] [--duration SECS] [--stall SECS] [--server-pid PID] \
+                         [--perf-control CTL_FIFO,ACK_FIFO]";
 
     /// The handshake key of RFC 6455 §1.3's example, and its accept value.
     const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -73,6 +79,7 @@ mod linux {
         duration: Duration,
         stall: Duration,
         server_pid: Option<u32>,
+        perf_control: Option<(String, String)>,
     }
 
     fn secs(name: &str, value: &str) -> Result<Duration, String> {
@@ -94,6 +101,7 @@ mod linux {
                 duration: Duration::from_secs(5),
                 stall: Duration::from_secs(5),
                 server_pid: None,
+                perf_control: None,
             };
             let mut args = std::env::args().skip(1);
             while let Some(flag) = args.next() {
@@ -109,6 +117,10 @@ mod linux {
                     "--duration" => opts.duration = secs(&flag, &value)?,
                     "--stall" => opts.stall = secs(&flag, &value)?,
                     "--server-pid" => opts.server_pid = Some(number(&flag, &value)?),
+                    "--perf-control" => {
+                        let (ctl, ack) = value.split_once(',').ok_or("--perf-control CTL_FIFO,ACK_FIFO")?;
+                        opts.perf_control = Some((ctl.into(), ack.into()));
+                    }
                     _ => return Err(format!("unknown option {flag}\n{USAGE}")),
                 }
             }
@@ -167,6 +179,38 @@ mod linux {
         unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
         let us = |t: libc::timeval| t.tv_sec as f64 * 1e6 + t.tv_usec as f64;
         us(usage.ru_utime) + us(usage.ru_stime)
+    }
+
+    /// The control and acknowledgement fifos of a `perf stat --control`.
+    struct Perf {
+        ctl: std::fs::File,
+        ack: std::fs::File,
+    }
+
+    impl Perf {
+        fn open(ctl: &str, ack: &str) -> Result<Perf, String> {
+            let ctl = std::fs::OpenOptions::new().write(true).open(ctl).map_err(|e| format!("{ctl}: {e}"))?;
+            let ack = std::fs::File::open(ack).map_err(|e| format!("{ack}: {e}"))?;
+            Ok(Perf { ctl, ack })
+        }
+
+        /// Sends `command` (`enable`, `disable`) and waits for perf's `ack`.
+        fn command(&mut self, command: &str) -> Result<(), String> {
+            self.ctl.write_all(format!("{command}\n").as_bytes()).map_err(|e| format!("perf control: {e}"))?;
+            // perf writes "ack\n" and a NUL (the C string with its terminator).
+            let mut answer = Vec::new();
+            let mut byte = [0u8; 1];
+            while !answer.ends_with(b"\n") && answer.len() < 64 {
+                self.ack.read_exact(&mut byte).map_err(|e| format!("perf ack: {e}"))?;
+                if byte[0] != 0 {
+                    answer.push(byte[0]);
+                }
+            }
+            if answer != b"ack\n" {
+                return Err(format!("perf answered {:?} to {command}", String::from_utf8_lossy(&answer)));
+            }
+            Ok(())
+        }
     }
 
     /// Connects and upgrades one connection (blocking, with a timeout), then
@@ -264,6 +308,10 @@ mod linux {
         let request = frame(&payload, Some(MASK));
         let expected = frame(&payload, None);
 
+        let mut perf = match &opts.perf_control {
+            Some((ctl, ack)) => Some(Perf::open(ctl, ack)?),
+            None => None,
+        };
         let mut conns = Vec::with_capacity(opts.connections);
         for _ in 0..opts.connections {
             conns.push(Conn {
@@ -352,6 +400,10 @@ mod linux {
             }
             match window {
                 None if now >= measure_from => {
+                    if let Some(perf) = &mut perf {
+                        perf.command("enable")?;
+                    }
+                    let now = Instant::now();
                     let server = match opts.server_pid {
                         Some(pid) => cpu_us(pid)?,
                         None => (0.0, 0.0),
@@ -359,6 +411,13 @@ mod linux {
                     window = Some((now, echoes, server, self_cpu_us()));
                 }
                 Some((t0, e0, (u0, s0), c0)) if now >= measure_to => {
+                    let (u1, s1) = match opts.server_pid {
+                        Some(pid) => cpu_us(pid)?,
+                        None => (0.0, 0.0),
+                    };
+                    if let Some(perf) = &mut perf {
+                        perf.command("disable")?;
+                    }
                     let secs = now.duration_since(t0).as_secs_f64();
                     let count = echoes - e0;
                     if count == 0 {
@@ -369,8 +428,7 @@ mod linux {
                         "echoes={count} secs={secs:.3} msgs_per_s={:.0} client_cpu_pct={client_pct:.1}",
                         count as f64 / secs
                     );
-                    if let Some(pid) = opts.server_pid {
-                        let (u1, s1) = cpu_us(pid)?;
+                    if opts.server_pid.is_some() {
                         let (user, sys) = ((u1 - u0) / count as f64, (s1 - s0) / count as f64);
                         let pct = (u1 - u0 + s1 - s0) / (secs * 1e4);
                         line += &format!(
