@@ -63,7 +63,9 @@ fn main() -> std::io::Result<()> {
             let _ = tcp.set_nodelay(true);
             tokio::spawn(async move {
                 let io = hyper_util::rt::TokioIo::new(tcp);
-                let conn = http1::Builder::new().serve_connection(io, service_fn(server_upgrade)).with_upgrades();
+                let conn = http1::Builder::new()
+                    .serve_connection(io, service_fn(server_upgrade))
+                    .with_upgrades();
                 if let Err(e) = conn.await {
                     eprintln!("bench_echo_fastwebsockets: http: {e}");
                 }

@@ -76,7 +76,9 @@ mod linux {
         let head = String::from_utf8_lossy(&c.buf[..end]).into_owned();
         let key = head.lines().find_map(|line| {
             let (name, value) = line.split_once(':')?;
-            name.trim().eq_ignore_ascii_case("sec-websocket-key").then(|| value.trim().to_string())
+            name.trim()
+                .eq_ignore_ascii_case("sec-websocket-key")
+                .then(|| value.trim().to_string())
         });
         let Some(key) = key else { return false };
         let mut sha = sha1_smol::Sha1::new();
@@ -232,7 +234,13 @@ mod linux {
         if ep < 0 {
             return Err(std::io::Error::last_os_error());
         }
-        ctl(ep, libc::EPOLL_CTL_ADD, listener.as_raw_fd(), libc::EPOLLIN as u32, LISTENER)?;
+        ctl(
+            ep,
+            libc::EPOLL_CTL_ADD,
+            listener.as_raw_fd(),
+            libc::EPOLLIN as u32,
+            LISTENER,
+        )?;
         println!("listening on {}", listener.local_addr()?);
         std::io::stdout().flush()?;
         let mut conns: Vec<Option<Conn>> = Vec::new();
@@ -247,14 +255,20 @@ mod linux {
                 }
                 return Err(e);
             }
-            for i in 0..n as usize {
-                let (token, flags) = (events[i].u64, events[i].events);
+            for event in &events[..n as usize] {
+                let (token, flags) = (event.u64, event.events);
                 if token == LISTENER {
                     while let Ok((tcp, _)) = listener.accept() {
                         tcp.set_nonblocking(true)?;
                         tcp.set_nodelay(true)?;
                         let slot = conns.iter().position(Option::is_none).unwrap_or(conns.len());
-                        ctl(ep, libc::EPOLL_CTL_ADD, tcp.as_raw_fd(), libc::EPOLLIN as u32, slot as u64)?;
+                        ctl(
+                            ep,
+                            libc::EPOLL_CTL_ADD,
+                            tcp.as_raw_fd(),
+                            libc::EPOLLIN as u32,
+                            slot as u64,
+                        )?;
                         let conn = Conn {
                             tcp,
                             buf: Vec::with_capacity(64 * 1024),

@@ -125,7 +125,9 @@ mod linux {
                 }
             }
             if opts.addr.is_empty() || opts.connections == 0 || opts.duration.is_zero() {
-                return Err(format!("--addr, at least one connection and a non-zero duration are needed\n{USAGE}"));
+                return Err(format!(
+                    "--addr, at least one connection and a non-zero duration are needed\n{USAGE}"
+                ));
             }
             Ok(opts)
         }
@@ -158,13 +160,17 @@ mod linux {
 
     /// Utime + stime of every thread of `pid`, and the two apart, in µs.
     fn cpu_us(pid: u32) -> Result<(f64, f64), String> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
+        let stat =
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
         // The command name (field 2) is in parentheses and may hold spaces.
         let rest = &stat[stat.rfind(')').ok_or("/proc stat: no ')'")? + 2..];
         let fields: Vec<&str> = rest.split_whitespace().collect();
         // Fields 14 and 15 (utime, stime), counted from 1; `rest` starts at field 3.
         let ticks = |i: usize| -> Result<f64, String> {
-            fields.get(i - 3).and_then(|f| f.parse::<f64>().ok()).ok_or_else(|| "/proc stat: short".to_string())
+            fields
+                .get(i - 3)
+                .and_then(|f| f.parse::<f64>().ok())
+                .ok_or_else(|| "/proc stat: short".to_string())
         };
         // SAFETY: sysconf has no preconditions.
         let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
@@ -189,14 +195,19 @@ mod linux {
 
     impl Perf {
         fn open(ctl: &str, ack: &str) -> Result<Perf, String> {
-            let ctl = std::fs::OpenOptions::new().write(true).open(ctl).map_err(|e| format!("{ctl}: {e}"))?;
+            let ctl = std::fs::OpenOptions::new()
+                .write(true)
+                .open(ctl)
+                .map_err(|e| format!("{ctl}: {e}"))?;
             let ack = std::fs::File::open(ack).map_err(|e| format!("{ack}: {e}"))?;
             Ok(Perf { ctl, ack })
         }
 
         /// Sends `command` (`enable`, `disable`) and waits for perf's `ack`.
         fn command(&mut self, command: &str) -> Result<(), String> {
-            self.ctl.write_all(format!("{command}\n").as_bytes()).map_err(|e| format!("perf control: {e}"))?;
+            self.ctl
+                .write_all(format!("{command}\n").as_bytes())
+                .map_err(|e| format!("perf control: {e}"))?;
             // perf writes "ack\n" and a NUL (the C string with its terminator).
             let mut answer = Vec::new();
             let mut byte = [0u8; 1];
@@ -207,7 +218,10 @@ mod linux {
                 }
             }
             if answer != b"ack\n" {
-                return Err(format!("perf answered {:?} to {command}", String::from_utf8_lossy(&answer)));
+                return Err(format!(
+                    "perf answered {:?} to {command}",
+                    String::from_utf8_lossy(&answer)
+                ));
             }
             Ok(())
         }
@@ -218,12 +232,14 @@ mod linux {
     fn connect(addr: &str) -> Result<TcpStream, String> {
         let mut tcp = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
         tcp.set_nodelay(true).map_err(|e| e.to_string())?;
-        tcp.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+        tcp.set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| e.to_string())?;
         let request = format!(
             "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
         );
-        tcp.write_all(request.as_bytes()).map_err(|e| format!("upgrade request: {e}"))?;
+        tcp.write_all(request.as_bytes())
+            .map_err(|e| format!("upgrade request: {e}"))?;
         // Read byte by byte up to the blank line: no byte of the first
         // frame may be taken (none can come: nothing was sent yet).
         let mut head = Vec::new();
