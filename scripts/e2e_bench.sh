@@ -55,6 +55,11 @@ CLIENT_CPU="${E2E_CLIENT_CPU:-1}"
 log() { echo "e2e-bench: $*" >&2; }
 die() { echo "e2e-bench: FAILED: $*" >&2; exit 1; }
 
+if [[ "$(nproc)" -lt 2 && -z "${E2E_CLIENT_CPU:-}" ]]; then
+  log "one CPU only: the client shares CPU $SERVER_CPU with the server (figures mean little)"
+  CLIENT_CPU="$SERVER_CPU"
+fi
+
 SERVER_PID=""
 CLIENT_PID=""
 cleanup() {
