@@ -1,4 +1,4 @@
-//! A tokio echo server: a multi-thread runtime, one task per connection,
+//! A tokio echo server: a multi-thread runtime (or `--current-thread`), one task per connection,
 //! `wsmachine::tokio::accept`, every text and binary message sent back.
 //!
 //! ```text
@@ -12,6 +12,12 @@
 //!
 //! With `--retain` it also keeps every message it received (a chat history),
 //! to measure what kept messages hold.
+//!
+//! With `--current-thread` it runs on a current-thread runtime and each
+//! connection's task under `tokio::task::unconstrained`: the setup every
+//! tokio-based server of the end-to-end echo benchmark uses
+//! (`scripts/e2e_bench.sh`, where the server is pinned to one core; it is
+//! also fastwebsockets' and tokio-websockets' own echo examples' setup).
 
 use futures_util::{SinkExt, StreamExt};
 use std::io::Write;
@@ -79,16 +85,26 @@ async fn listen(addr: &str) -> std::io::Result<TcpListener> {
     socket.listen(1024)
 }
 
-#[tokio::main]
-async fn main() -> std::io::Result<()> {
+fn main() -> std::io::Result<()> {
     let mut addr = "127.0.0.1:9001".to_string();
     let mut history: History = None;
+    let mut current_thread = false;
     for arg in std::env::args().skip(1) {
         match arg.as_str() {
             "--retain" => history = Some(Arc::default()),
+            "--current-thread" => current_thread = true,
             _ => addr = arg,
         }
     }
+    let runtime = if current_thread {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread().enable_all().build()?
+    };
+    runtime.block_on(serve(addr, history, current_thread))
+}
+
+async fn serve(addr: String, history: History, unconstrained: bool) -> std::io::Result<()> {
     match raise_open_file_limit() {
         Ok(limit) => eprintln!("tokio_echo: open-file limit {limit}"),
         Err(e) => eprintln!("tokio_echo: could not raise the open-file limit: {e}"),
@@ -108,10 +124,15 @@ async fn main() -> std::io::Result<()> {
         };
         let _ = tcp.set_nodelay(true);
         let history = history.clone();
-        tokio::spawn(async move {
+        let task = async move {
             if let Err(e) = echo(tcp, history).await {
                 eprintln!("tokio_echo: connection: {e}");
             }
-        });
+        };
+        if unconstrained {
+            tokio::spawn(tokio::task::unconstrained(task));
+        } else {
+            tokio::spawn(task);
+        }
     }
 }
