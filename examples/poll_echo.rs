@@ -45,12 +45,15 @@ fn raise_open_file_limit() -> std::io::Result<libc::rlim_t> {
     Ok(limit.rlim_cur)
 }
 
-/// Reads what `ws` has until it would block, echoing every message (and
-/// keeping it in `history`, if there is one); returns whether the
-/// connection is over.
+/// Reads once from `ws` (its socket is ready, or a deadline is due), then
+/// takes every event those bytes hold, echoing every message (and keeping it
+/// in `history`, if there is one); returns whether the connection is over.
+/// A second read would only find `WouldBlock` after a short one; more input
+/// makes the socket ready again.
 fn serve(ws: &mut WebSocket<TcpStream>, history: &mut Option<Vec<Message>>) -> bool {
-    loop {
-        match ws.read() {
+    let mut next = Some(ws.read());
+    while let Some(result) = next.take() {
+        match result {
             Ok(Event::Request(request)) => {
                 if let Err(e) = ws.connection_mut().accept(request, Accept::new()) {
                     eprintln!("poll_echo: accept: {}", e.error);
@@ -64,7 +67,13 @@ fn serve(ws: &mut WebSocket<TcpStream>, history: &mut Option<Vec<Message>>) -> b
             // A broken rule or transport: `Event::Closed` follows, then `Closed`.
             Err(_) => {}
         }
+        next = ws.read_buffered();
+        if next.is_none() && ws.connection().state() == wsmachine::ReadyState::Closed {
+            // Over: `read` says so (`Closed`) at once, without waiting for input.
+            next = Some(ws.read());
+        }
     }
+    false
 }
 
 fn echo(ws: &mut WebSocket<TcpStream>, message: Message, history: &mut Option<Vec<Message>>) {

@@ -447,19 +447,9 @@ impl<S: Transport> WebSocket<S> {
         // holds, when nothing waits to be written, returns at once: no clock
         // to read, no stream call. Time is passed in and output written on
         // the way to the next read (below), once per read.
-        if !self.closed_returned && !self.unflushed && self.conn.buffered_amount() == 0 {
-            match self.conn.poll_event() {
-                None => {}
-                Some(Event::Error(e)) => {
-                    self.flush_queued()?;
-                    return Err(Error::Failed(e));
-                }
-                Some(Event::Closed(info)) => {
-                    self.closed_returned = true;
-                    self.flush_queued()?;
-                    return Ok(Event::Closed(info));
-                }
-                Some(other) => return Ok(other),
+        if !self.unflushed && self.conn.buffered_amount() == 0 {
+            if let Some(result) = self.read_buffered() {
+                return result;
             }
         }
         loop {
@@ -535,6 +525,45 @@ impl<S: Transport> WebSocket<S> {
                 }
             }
         }
+    }
+
+    /// The next event from bytes already received, without reading the
+    /// stream: `None` when the next one needs more input (or the
+    /// connection is over: [`WebSocket::read`] then says how). A loop over
+    /// non-blocking sockets reads once per readiness event with it: one
+    /// `read`, then `read_buffered` until `None`, then [`WebSocket::flush`]
+    /// (after a short read, reading again would only find `WouldBlock`).
+    /// Time is not passed in and nothing is written, except what a failure
+    /// or the end queued, as `read` does.
+    ///
+    /// ```no_run
+    /// # use wsmachine::blocking::WebSocket;
+    /// # fn f(ws: &mut WebSocket<std::net::TcpStream>) -> Result<(), wsmachine::blocking::Error> {
+    /// // The socket is readable:
+    /// let mut next = Some(ws.read());
+    /// while let Some(event) = next {
+    ///     match event {
+    ///         Ok(event) => println!("{event:?}"),
+    ///         Err(e) if e.is_would_block() => break,
+    ///         Err(e) => return Err(e),
+    ///     }
+    ///     next = ws.read_buffered();
+    /// }
+    /// ws.flush()
+    /// # }
+    /// ```
+    pub fn read_buffered(&mut self) -> Option<Result<Event, Error>> {
+        if self.closed_returned {
+            return None;
+        }
+        Some(match self.conn.poll_event()? {
+            Event::Error(e) => self.flush_queued().and(Err(Error::Failed(e))),
+            Event::Closed(info) => {
+                self.closed_returned = true;
+                self.flush_queued().map(|()| Event::Closed(info))
+            }
+            other => Ok(other),
+        })
     }
 
     /// Sends a message (text or binary, borrowed or owned: see

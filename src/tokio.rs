@@ -146,6 +146,13 @@ impl Wake for Waiters {
     }
 }
 
+/// Which half waits: the stream of events, or the sink.
+#[derive(Clone, Copy)]
+enum Side {
+    Read,
+    Write,
+}
+
 /// The connection, its transport and its timer: everything both halves share.
 struct Driver<T> {
     conn: Connection,
@@ -315,9 +322,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 None => {}
             }
         }
-        Waiters::register(&self.waiters.reader, cx.waker());
-        let waker = self.waker.clone();
-        let cx = &mut Context::from_waker(&waker);
+        self.poll_shared(Side::Read, cx, Self::poll_next_io)
+    }
+
+    /// [`Driver::poll_next`] past the hot path: time, output, events, input.
+    fn poll_next_io(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Event, Error>>> {
         loop {
             if self.finished {
                 return Poll::Ready(None);
@@ -392,16 +401,39 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         }
     }
 
-    /// Runs `f` on the write side: registers the writer and polls with the
-    /// shared waker.
-    fn on_write_side<R>(&mut self, cx: &mut Context<'_>, f: impl FnOnce(&mut Self, &mut Context<'_>) -> R) -> R {
-        Waiters::register(&self.waiters.writer, cx.waker());
-        let waker = self.waker.clone();
-        f(self, &mut Context::from_waker(&waker))
+    /// Polls `f` with the shared waker (the one the transport and the timer
+    /// see). Only when it is pending is the task's waker registered as
+    /// `side`'s waiter, and `f` polled once more: a wakeup that came between
+    /// the first poll and the registration is not lost, and the common case,
+    /// ready at once, costs no registration and no waker clone.
+    fn poll_shared<R>(
+        &mut self,
+        side: Side,
+        cx: &mut Context<'_>,
+        mut f: impl FnMut(&mut Self, &mut Context<'_>) -> Poll<R>,
+    ) -> Poll<R> {
+        // Lent out for the polls (a no-op waker in its place meanwhile).
+        let waker = core::mem::replace(&mut self.waker, Waker::noop().clone());
+        let shared = &mut Context::from_waker(&waker);
+        let mut result = f(self, shared);
+        if result.is_pending() {
+            let slot = match side {
+                Side::Read => &self.waiters.reader,
+                Side::Write => &self.waiters.writer,
+            };
+            Waiters::register(slot, cx.waker());
+            result = f(self, shared);
+        }
+        self.waker = waker;
+        result
     }
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.on_write_side(cx, |d, cx| {
+        // Room below the high-water mark: nothing to wait for.
+        if !self.transport_done && self.conn.buffered_amount() <= self.high_water {
+            return Poll::Ready(Ok(()));
+        }
+        self.poll_shared(Side::Write, cx, |d, cx| {
             if d.transport_done {
                 return Poll::Ready(Err(Error::Closed));
             }
@@ -415,7 +447,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     }
 
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.on_write_side(cx, |d, cx| d.poll_write_until(cx, 0))
+        self.poll_shared(Side::Write, cx, |d, cx| d.poll_write_until(cx, 0))
     }
 
     fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {

@@ -384,3 +384,59 @@ fn a_non_blocking_read_near_a_deadline_does_not_spin() {
     assert!(matches!(ws.read(), Err(e) if e.is_would_block()));
     assert_eq!(ws.get_ref().reads, 1, "the transport was read once");
 }
+
+/// A stream that serves its input in one read, then says `WouldBlock`, and
+/// counts the reads.
+struct Counted {
+    input: Vec<u8>,
+    reads: std::rc::Rc<std::cell::Cell<usize>>,
+}
+
+impl std::io::Read for Counted {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.reads.set(self.reads.get() + 1);
+        if self.input.is_empty() {
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
+        let n = buf.len().min(self.input.len());
+        buf[..n].copy_from_slice(&self.input[..n]);
+        self.input.drain(..n);
+        Ok(n)
+    }
+}
+
+impl std::io::Write for Counted {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl blocking::Transport for Counted {}
+
+// One read per readiness event: `read` reads once and returns the first
+// message; `read_buffered` returns the others those bytes hold without
+// touching the stream, then `None`; a further `read` is what reads again.
+#[test]
+fn read_buffered_takes_what_one_read_brought_without_reading_again() {
+    let reads = std::rc::Rc::new(std::cell::Cell::new(0));
+    let mut input = Vec::new();
+    for text in ["one", "two", "three"] {
+        input.extend(crate::util::client_frame(true, crate::util::OP_TEXT, text.as_bytes()));
+    }
+    let stream = Counted {
+        input,
+        reads: reads.clone(),
+    };
+    let mut ws = blocking::WebSocket::from_connection(wsmachine::Connection::open_server(Config::default()), stream);
+    assert!(matches!(ws.read(), Ok(Event::Text(t)) if &*t == "one"));
+    assert_eq!(reads.get(), 1);
+    assert!(matches!(ws.read_buffered(), Some(Ok(Event::Text(t))) if &*t == "two"));
+    assert!(matches!(ws.read_buffered(), Some(Ok(Event::Text(t))) if &*t == "three"));
+    assert!(ws.read_buffered().is_none());
+    assert_eq!(reads.get(), 1, "read_buffered never reads");
+    assert!(matches!(ws.read(), Err(e) if e.is_would_block()));
+    assert_eq!(reads.get(), 2);
+}

@@ -156,6 +156,45 @@ async fn server_closes_first() {
     assert_eq!(server_info.code, CloseCode(4000));
 }
 
+// Both halves wait on the transport most of the time here (messages twice
+// the high-water mark): the driver registers a half's waker only when a poll
+// is pending and then polls again, so no wakeup is lost between the two.
+// A lost one would hang the exchange (the timeout fails the test).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_halves_under_backpressure_lose_no_wakeup() {
+    const N: usize = 64;
+    let (listener, url) = listener().await;
+    let server = echo_server(listener);
+    let (client, _) = ws::connect(&url).await.unwrap();
+    let (mut write, mut read) = client.split();
+    let exchange = async move {
+        let writer = tokio::spawn(async move {
+            for i in 0..N {
+                write.send(Message::Binary(pattern(256 << 10 | i).into())).await?;
+            }
+            Ok::<_, Error>(write)
+        });
+        let reader = tokio::spawn(async move {
+            for i in 0..N {
+                match next_message(&mut read).await {
+                    Event::Binary(b) => assert_eq!(&b[..], &pattern(256 << 10 | i)[..], "message {i}"),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            read
+        });
+        let mut write = writer.await.unwrap().unwrap();
+        let mut read = reader.await.unwrap();
+        write.close(CloseCode::NORMAL, "").await.unwrap();
+        read_to_end(&mut read).await
+    };
+    let info = tokio::time::timeout(Duration::from_secs(60), exchange)
+        .await
+        .expect("the exchange finished (no lost wakeup)");
+    assert!(info.was_clean);
+    server.await.unwrap().unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn split_halves_from_two_tasks() {
     const N: usize = 500;
