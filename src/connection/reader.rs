@@ -302,7 +302,7 @@ fn unmask_in(dst: &mut BytesMut, src: &[u8], key: [u8; 4], offset: usize, utf8: 
         extend_masked(dst, piece, key, offset + copied);
         copied += piece.len();
         if ok {
-            let mut next = utf8.clone();
+            let mut next = *utf8;
             if next.feed(&dst[start..]).is_ok() {
                 *utf8 = next;
                 validated += piece.len();
