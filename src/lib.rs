@@ -64,6 +64,8 @@
 //! | `tokio` | no | the async driver module `wsmachine::tokio`: a `Stream`/`Sink` over tokio's `AsyncRead + AsyncWrite` streams, timers on tokio's clock (implies `std`) |
 //! | `rustls` | no | `wss://` in `blocking::connect` and `tokio::connect`, TLS servers in both drivers, module `wsmachine::tls`: rustls on the `ring` provider, chosen explicitly (no process-wide provider needed), Mozilla's roots from `webpki-roots` (implies `std`) |
 //! | `rustls-native-roots` | no | `tls::native_roots()`: the platform's trusted roots, through `rustls-native-certs` (implies `rustls`) |
+//! | `hyper` | no | module `wsmachine::hyper`: upgrade a hyper 1.x request to a tokio `WebSocketStream`, an HTTP/1.1 upgrade (101) or an HTTP/2 extended CONNECT (RFC 8441, 200) alike (implies `tokio`) |
+//! | `axum` | no | module `wsmachine::axum`: a drop-in for axum 0.8's `WebSocketUpgrade` extractor, with permessage-deflate, [`Config`] and an [`OriginPolicy`] (implies `hyper`, `deflate`) |
 //! | `portable-atomic` | no | targets without atomic compare-and-swap (thumbv6m), through `bytes` |
 //!
 //! Without `std` the crate is `no_std` + `alloc`; clients pass their own
@@ -77,6 +79,8 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+#[cfg(feature = "axum")]
+pub mod axum;
 #[cfg(feature = "std")]
 pub mod blocking;
 mod config;
@@ -87,6 +91,8 @@ mod error;
 mod event;
 mod extension;
 pub mod handshake;
+#[cfg(feature = "hyper")]
+pub mod hyper;
 pub mod proxy;
 pub mod rng;
 mod time;
