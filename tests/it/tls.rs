@@ -17,15 +17,16 @@ use wsmachine::tls::rustls::{self, CertificateError, RootCertStore};
 use wsmachine::tls::{self, TlsAcceptor, TlsConfigError, TlsConnector};
 use wsmachine::{Accept, ClientRequest, CloseCode, Config, Connection, Event, Failure};
 
-/// A CA, and PEM files on disk for server certificates it signed.
-struct Pki {
+/// A CA, and PEM files on disk for server certificates it signed (also
+/// used by `h2_server`).
+pub(crate) struct Pki {
     ca: CertificateDer<'static>,
     issuer: Issuer<'static, KeyPair>,
     dir: PathBuf,
 }
 
 impl Pki {
-    fn new() -> Pki {
+    pub(crate) fn new() -> Pki {
         static N: AtomicUsize = AtomicUsize::new(0);
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -49,7 +50,7 @@ impl Pki {
 
     /// A server certificate for `names` (DNS names or IP literals), as
     /// (chain file, key file).
-    fn server_files(&self, file: &str, names: &[&str]) -> (PathBuf, PathBuf) {
+    pub(crate) fn server_files(&self, file: &str, names: &[&str]) -> (PathBuf, PathBuf) {
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let mut params = CertificateParams::new(names).unwrap();
         params
@@ -74,7 +75,7 @@ impl Pki {
     }
 
     /// A connector trusting this CA only (loaded from its PEM file).
-    fn connector(&self) -> TlsConnector {
+    pub(crate) fn connector(&self) -> TlsConnector {
         let loaded = tls::load_certs(self.dir.join("ca.pem")).unwrap();
         assert_eq!(loaded, std::slice::from_ref(&self.ca));
         let mut roots = RootCertStore::empty();
