@@ -182,9 +182,10 @@ pub async fn serve(
 /// The TLS server config (feature `rustls`).
 #[cfg(feature = "rustls")]
 pub type TlsConfig = Arc<wsmachine::tls::rustls::ServerConfig>;
-/// Without feature `rustls`, no TLS.
+/// Without feature `rustls`, no TLS (a type with no value).
 #[cfg(not(feature = "rustls"))]
-pub type TlsConfig = std::convert::Infallible;
+#[derive(Clone)]
+pub enum TlsConfig {}
 
 /// A TLS config from PEM files, offering ALPN `h2` then `http/1.1`.
 #[cfg(feature = "rustls")]

@@ -11,7 +11,7 @@
 //!   ([`Upgrade::new`]). Serve the connection `with_upgrades()`.
 //! - **HTTP/2** (RFC 8441): an extended CONNECT, `:method CONNECT` with
 //!   `:protocol websocket` (hyper puts it in the request's extensions as
-//!   [`hyper::ext::Protocol`](::hyper::ext::Protocol)), answered `200` with
+//!   hyper's [`Protocol`](::hyper::ext::Protocol)), answered `200` with
 //!   no `Sec-WebSocket-Accept` ([`Upgrade::extended_connect`]); the
 //!   stream's DATA frames then carry the WebSocket frames. A client only
 //!   sends one if the server's SETTINGS carry
