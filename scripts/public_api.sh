@@ -39,6 +39,7 @@ SETS=(
   "tokio|--features tokio"
   "rustls|--features rustls-native-roots,tokio"
   "no_std|--no-default-features"
+  "axum|--features axum,rustls-native-roots"
 )
 
 bless=false
