@@ -50,6 +50,7 @@ fn probe_app() -> (Router, mpsc::UnboundedReceiver<Report>) {
         .route("/ws", any(probe))
         .route("/origin", any(origin_only))
         .route("/failed", any(failed))
+        .route("/small", any(small))
         .with_state(Probe { tx });
     (app, rx)
 }
@@ -85,6 +86,16 @@ async fn run_probe(mut socket: WebSocket, http2: bool, protocol: String, probe: 
 
 async fn origin_only(ws: WebSocketUpgrade) -> Response {
     ws.origin(OriginPolicy::same_origin()).on_upgrade(|_| async {})
+}
+
+/// Echoes with a 16-byte message limit (`.config`).
+async fn small(ws: WebSocketUpgrade, State(probe): State<Probe>) -> Response {
+    let config = wsmachine::Config {
+        max_message_size: 16,
+        ..wsmachine::Config::default()
+    };
+    ws.config(config)
+        .on_upgrade(move |socket| run_probe(socket, true, String::new(), probe))
 }
 
 async fn failed(ws: WebSocketUpgrade, State(probe): State<Probe>) -> Response {
@@ -195,7 +206,8 @@ async fn raw(addr: SocketAddr, request: &str) -> String {
                         .map(|v| v.trim().to_string())
                 })
                 .and_then(|v| v.parse::<usize>().ok());
-            if length.is_some_and(|l| answer.len() >= end + 4 + l) {
+            // A 101 has no body: what follows is the WebSocket's.
+            if text.starts_with("HTTP/1.1 101 ") || length.is_some_and(|l| answer.len() >= end + 4 + l) {
                 break;
             }
         }
@@ -679,6 +691,54 @@ async fn on_failed_upgrade_is_called() {
         panic!("expected the failed upgrade")
     };
     assert!(!why.is_empty());
+}
+
+// Over HTTP/2 the `:authority` stands for Host (RFC 9113 §8.3.1), so the
+// same-origin policy works there too (RFC 6455 §10.2).
+#[tokio::test]
+async fn origin_policy_over_http2_compares_with_the_authority() {
+    let (app, _reports) = probe_app();
+    let addr = serve(app).await;
+    let mut client = h2_client(TcpStream::connect(addr).await.unwrap()).await;
+    let authority = addr.to_string();
+    let evil = [VERSION, ("origin", "http://evil.example")];
+    let (response, _) = h2_connect(&mut client, "http", &authority, "/origin", Some("websocket"), &evil).await;
+    assert_eq!(response.status(), 403);
+    let own_origin = format!("http://{authority}");
+    let own = [VERSION, ("origin", own_origin.as_str())];
+    let (response, _) = h2_connect(&mut client, "http", &authority, "/origin", Some("websocket"), &own).await;
+    assert_eq!(response.status(), 200);
+}
+
+// The extractor's `.config(..)` reaches the machine: over HTTP/2 a message
+// above the 16-byte limit is closed with 1009 (RFC 6455 §7.4.1).
+#[tokio::test]
+async fn the_config_limits_apply_over_http2() {
+    let (app, mut reports) = probe_app();
+    let addr = serve(app).await;
+    let mut client = h2_client(TcpStream::connect(addr).await.unwrap()).await;
+    let (response, mut ws) = h2_connect(
+        &mut client,
+        "http",
+        &addr.to_string(),
+        "/small",
+        Some("websocket"),
+        &[VERSION],
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let _hello = ws.frame().await.unwrap();
+    ws.send(0x1, b"short");
+    assert_eq!(ws.text().await, "short");
+    ws.send(0x1, &[b'y'; 100]);
+    let (first, payload) = ws.frame().await.expect("a close frame");
+    assert_eq!(first & 0x0f, 0x8);
+    assert_eq!(&payload[..2], &1009u16.to_be_bytes());
+    ws.send(0x8, &1009u16.to_be_bytes());
+    let Report::Closed(info) = next_report(&mut reports).await else {
+        panic!("expected the close")
+    };
+    assert_eq!(info.code, CloseCode::MESSAGE_TOO_BIG);
 }
 
 // The hyper integration without axum: hyper's HTTP/2 server with
