@@ -11,6 +11,10 @@
 #[allow(dead_code)]
 mod example;
 
+#[path = "../../examples/axum_chat.rs"]
+#[allow(dead_code)]
+mod chat;
+
 use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -622,6 +626,15 @@ async fn a_stream_reset_is_an_abnormal_closure_on_the_server() {
     };
     assert_eq!(info.code, CloseCode::ABNORMAL);
     assert!(!info.was_clean);
+    // A reset with an error code (which hyper reports as an I/O error, not
+    // as the end of the stream) is the same abnormal closure.
+    let (_, mut doomed) = h2_connect(&mut client, "http", &authority, "/ws", Some("websocket"), &[VERSION]).await;
+    assert!(doomed.text().await.starts_with("http2=true"));
+    doomed.send.send_reset(h2::Reason::INTERNAL_ERROR);
+    let Report::Closed(info) = next_report(&mut reports).await else {
+        panic!("expected the close")
+    };
+    assert_eq!((info.code, info.was_clean), (CloseCode::ABNORMAL, false));
     // Another stream on the same connection still works.
     let (_, mut ws) = h2_connect(&mut client, "http", &authority, "/ws", Some("websocket"), &[VERSION]).await;
     assert!(ws.text().await.starts_with("http2=true"));
@@ -739,6 +752,27 @@ async fn the_config_limits_apply_over_http2() {
         panic!("expected the close")
     };
     assert_eq!(info.code, CloseCode::MESSAGE_TOO_BIG);
+}
+
+// The chat example (axum's, ported): names, then broadcasts to everyone.
+#[tokio::test]
+async fn the_chat_example_broadcasts() {
+    let addr = serve(chat::app()).await;
+    let url = format!("ws://{addr}/websocket");
+    let (mut ann, _) = wsmachine::tokio::connect(&url).await.unwrap();
+    ann.send(Message::from("ann")).await.unwrap();
+    assert_eq!(text_of(&mut ann).await, "ann joined.");
+    let (mut bob, _) = wsmachine::tokio::connect(&url).await.unwrap();
+    bob.send(Message::from("bob")).await.unwrap();
+    assert_eq!(text_of(&mut ann).await, "bob joined.");
+    assert_eq!(text_of(&mut bob).await, "bob joined.");
+    bob.send(Message::from("hi all")).await.unwrap();
+    assert_eq!(text_of(&mut ann).await, "bob: hi all");
+    assert_eq!(text_of(&mut bob).await, "bob: hi all");
+    // A name in use is refused.
+    let (mut again, _) = wsmachine::tokio::connect(&url).await.unwrap();
+    again.send(Message::from("ann")).await.unwrap();
+    assert_eq!(text_of(&mut again).await, "Username already taken.");
 }
 
 // The hyper integration without axum: hyper's HTTP/2 server with
