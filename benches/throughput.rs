@@ -1,14 +1,17 @@
-//! Throughput of wsmachine beside tungstenite, fastwebsockets and `memcpy`
-//! (issue 4), all in memory, from the same input bytes, in one run.
+//! Throughput of wsmachine beside tungstenite, fastwebsockets,
+//! tokio-websockets and `memcpy`, all in memory, from the same input bytes,
+//! through the same kind of stream, in one run.
 //!
 //! ```text
-//! cargo bench --bench throughput                    # everything (~10 min on 2 cores)
-//! cargo bench --bench throughput -- receive_text    # one group
-//! cargo bench --bench throughput -- 'wsmachine/1MiB' # a criterion filter (a regex)
+//! cargo bench --features tokio --bench throughput                     # everything (~15 min on 2 cores)
+//! cargo bench --features tokio --bench throughput -- receive_text     # one group
+//! cargo bench --features tokio --bench throughput -- 'wsmachine/1MiB' # a criterion filter (a regex)
+//! python3 scripts/bench_table.py                                      # the table: × memcpy, × fastest peer
 //! ```
 //!
-//! Groups, each holding wsmachine, tungstenite, fastwebsockets and `memcpy`
-//! at 16 B, 125 B, 1 KiB, 64 KiB and 1 MiB:
+//! Groups, each holding wsmachine (its tokio driver, and its blocking
+//! driver), tungstenite, fastwebsockets, tokio-websockets and `memcpy` at
+//! 16 B, 125 B, 1 KiB, 64 KiB and 1 MiB:
 //!
 //! | group | what one iteration does |
 //! |---|---|
@@ -25,16 +28,21 @@
 //! - One iteration moves [`PAYLOAD_PER_ITER`] bytes of payload (at least two
 //!   messages). The connection object is made once per benchmark and reused,
 //!   as a long-lived connection is (steady state, warm buffers).
-//! - Receive reads the same immutable pre-built wire bytes every iteration
-//!   from an in-memory stream, so every implementation copies them into its
-//!   own buffer once, then unmasks in place. The peers read as much as their
-//!   buffers take; the wsmachine driver reads [`READ_CHUNK`] bytes at a time
-//!   (tungstenite's default read size) with `Connection::receive`.
+//! - Every implementation, wsmachine included, reads and writes through the
+//!   same in-memory stream ([`MemStream`]) with the entry point its users
+//!   call: wsmachine's `tokio::WebSocketStream` (`Stream`/`Sink`) and
+//!   `blocking::WebSocket` (`read`/`send`), tungstenite's `read`/`send`,
+//!   fastwebsockets' `read_frame`/`write_frame` and tokio-websockets'
+//!   `Stream`/`Sink`. Receive reads the same immutable pre-built wire bytes
+//!   every iteration; each read copies at most [`READ_MAX`] bytes into the
+//!   library's own buffer, as a socket read copies out of the kernel, so
+//!   every implementation pays that copy.
 //! - Each message is touched (its length summed and passed through
 //!   `black_box`), as an application would.
 //! - Send writes one message and flushes it to the sink at once (tungstenite's
-//!   `send`, fastwebsockets' `write_frame`, wsmachine's `send` then one
-//!   vectored write of `output_chunks`). The sink copies what it is given into
+//!   `send`, fastwebsockets' `write_frame`, `SinkExt::send` for
+//!   tokio-websockets and wsmachine's tokio driver, wsmachine's blocking
+//!   `send`). The sink copies what it is given into
 //!   a preallocated buffer, the way a socket write copies into the kernel, so
 //!   `memcpy` of the payload is the floor for every implementation.
 //! - Before measuring, each variant is run once with a checking callback:
@@ -45,6 +53,7 @@
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use futures_util::{SinkExt, StreamExt};
 use std::cell::{Cell, RefCell};
 use std::hint::black_box;
 use std::io::{self, IoSlice, Read, Write};
@@ -66,8 +75,9 @@ const SIZES: [(usize, &str); 5] = [
 ];
 /// Payload bytes moved per iteration (at least two messages).
 const PAYLOAD_PER_ITER: usize = 1 << 20;
-/// Bytes the wsmachine driver reads from the stream per `receive` call.
-const READ_CHUNK: usize = 128 << 10;
+/// The most one read of the in-memory stream copies (a socket read of a
+/// large message returns about this much on Linux loopback).
+const READ_MAX: usize = 128 << 10;
 /// The fragmented workload: messages of this size ...
 const FRAG_MESSAGE: usize = 1 << 20;
 /// ... sent as frames of this size.
@@ -320,17 +330,19 @@ impl Input {
         self.pos.set(0);
     }
 
+    /// What one read returns: at most `max` and at most [`READ_MAX`] bytes.
     #[inline]
     fn next(&self, max: usize) -> &[u8] {
         let pos = self.pos.get();
-        let n = max.min(self.data.len() - pos);
+        let n = max.min(READ_MAX).min(self.data.len() - pos);
         self.pos.set(pos + n);
         &self.data[pos..pos + n]
     }
 }
 
-/// An in-memory stream for the peers: reads like a `Cursor` over the input,
-/// writes into the sink. Shared handles let the benchmark rewind and inspect
+/// The in-memory stream every implementation runs over: reads like a
+/// `Cursor` over the input (at most [`READ_MAX`] bytes a read), writes into
+/// the sink. Shared handles let the benchmark rewind and inspect
 /// it while a peer owns it.
 #[derive(Clone)]
 struct MemStream {
@@ -370,6 +382,8 @@ impl Write for MemStream {
     }
 }
 
+impl wsmachine::blocking::Transport for MemStream {}
+
 impl AsyncRead for MemStream {
     fn poll_read(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let src = self.input.next(buf.remaining());
@@ -402,7 +416,10 @@ impl AsyncWrite for MemStream {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
+    // Timers on, as an application's runtime has them (wsmachine's driver
+    // arms its keepalive and close timers on tokio's clock).
     tokio::runtime::Builder::new_current_thread()
+        .enable_time()
         .build()
         .expect("a current-thread tokio runtime")
 }
@@ -413,23 +430,102 @@ fn wsm_server() -> Connection {
     Connection::open_server(Config::default())
 }
 
-/// A driver's read loop: the stream's bytes in `READ_CHUNK` reads, each
-/// followed by draining the events.
-fn wsm_receive(conn: &mut Connection, input: &Input, out: &mut Collector<'_>) {
+/// wsmachine's tokio driver over the stream (the `Stream` of events).
+fn wsm_tokio_server(input: Vec<u8>) -> (wsmachine::tokio::WebSocketStream<MemStream>, Rc<Input>) {
+    let stream = MemStream::new(input);
+    let handle = stream.input.clone();
+    (
+        wsmachine::tokio::WebSocketStream::from_connection(wsm_server(), stream),
+        handle,
+    )
+}
+
+fn wsm_event(who: &str, event: Event, out: &mut Collector<'_>) {
+    match event {
+        Event::Binary(data) => out.message(Kind::Binary, &data),
+        // Validated by the machine as it arrived.
+        Event::Text(text) => out.message(Kind::Text, text.as_bytes()),
+        other => panic!("{who}: unexpected event {other:?}"),
+    }
+}
+
+// Not inlined, so a profiler can single it out (`--toggle-collect`).
+#[inline(never)]
+async fn wsm_tokio_receive(
+    ws: &mut wsmachine::tokio::WebSocketStream<MemStream>,
+    input: &Input,
+    count: usize,
+    out: &mut Collector<'_>,
+) {
     input.rewind();
-    loop {
-        let chunk = input.next(READ_CHUNK);
-        if chunk.is_empty() {
-            break;
-        }
-        conn.receive(chunk);
-        while let Some(event) = conn.poll_event() {
-            match event {
-                Event::Binary(data) => out.message(Kind::Binary, &data),
-                Event::Text(text) => out.message(Kind::Text, text.as_bytes()),
-                other => panic!("wsmachine: unexpected event {other:?}"),
-            }
-        }
+    for _ in 0..count {
+        let event = ws
+            .next()
+            .await
+            .expect("wsmachine tokio: the stream ended")
+            .expect("wsmachine tokio: an error");
+        wsm_event("wsmachine tokio", event, out);
+    }
+}
+
+/// wsmachine's blocking driver over the stream (`read`).
+fn wsm_blocking_server(input: Vec<u8>) -> (wsmachine::blocking::WebSocket<MemStream>, Rc<Input>) {
+    let stream = MemStream::new(input);
+    let handle = stream.input.clone();
+    (
+        wsmachine::blocking::WebSocket::from_connection(wsm_server(), stream),
+        handle,
+    )
+}
+
+// Not inlined, so a profiler can single it out (`--toggle-collect`).
+#[inline(never)]
+fn wsm_blocking_receive(
+    ws: &mut wsmachine::blocking::WebSocket<MemStream>,
+    input: &Input,
+    count: usize,
+    out: &mut Collector<'_>,
+) {
+    input.rewind();
+    for _ in 0..count {
+        let event = ws.read().expect("wsmachine blocking read");
+        wsm_event("wsmachine blocking", event, out);
+    }
+}
+
+/// tokio-websockets over the stream, taken over after a handshake done
+/// elsewhere (`ServerBuilder::serve`), read as its `Stream` of messages.
+fn tws_server(input: Vec<u8>) -> (tokio_websockets::WebSocketStream<MemStream>, Rc<Input>) {
+    let stream = MemStream::new(input);
+    let handle = stream.input.clone();
+    // The default limits (64 MiB payloads) hold every workload.
+    (tokio_websockets::ServerBuilder::new().serve(stream), handle)
+}
+
+// Not inlined, so a profiler can single it out (`--toggle-collect`).
+#[inline(never)]
+async fn tws_receive(
+    ws: &mut tokio_websockets::WebSocketStream<MemStream>,
+    input: &Input,
+    count: usize,
+    out: &mut Collector<'_>,
+) {
+    input.rewind();
+    for _ in 0..count {
+        let msg = ws
+            .next()
+            .await
+            .expect("tokio-websockets: the stream ended")
+            .expect("tokio-websockets: an error");
+        // Text is validated by tokio-websockets (simdutf8) before it is handed out.
+        let kind = if msg.is_text() {
+            Kind::Text
+        } else if msg.is_binary() {
+            Kind::Binary
+        } else {
+            panic!("tokio-websockets: unexpected message {msg:?}")
+        };
+        out.message(kind, msg.as_payload());
     }
 }
 
@@ -439,6 +535,8 @@ fn tung_server(input: Vec<u8>) -> tungstenite::WebSocket<MemStream> {
     tungstenite::WebSocket::from_raw_socket(MemStream::new(input), tungstenite::protocol::Role::Server, Some(config))
 }
 
+// Not inlined, so a profiler can single it out (`--toggle-collect`).
+#[inline(never)]
 fn tung_receive(ws: &mut tungstenite::WebSocket<MemStream>, count: usize, out: &mut Collector<'_>) {
     ws.get_ref().input.rewind();
     for _ in 0..count {
@@ -473,6 +571,8 @@ fn fws_kind(opcode: fastwebsockets::OpCode) -> Kind {
 /// feature, `std::str::from_utf8` without), so a user has nothing left to
 /// check for unfragmented text. Validating again here would charge it twice;
 /// [`check_rejects_invalid_utf8`] shows it does reject bad text.
+// Not inlined, so a profiler can single it out (`--toggle-collect`).
+#[inline(never)]
 async fn fws_receive(
     ws: &mut fastwebsockets::WebSocket<MemStream>,
     input: &Input,
@@ -489,6 +589,8 @@ async fn fws_receive(
 
 /// Fragmented messages: the `FragmentCollector` is how a fastwebsockets user
 /// gets whole messages; it validates text across fragments (the `utf8` crate).
+// Not inlined, so a profiler can single it out (`--toggle-collect`).
+#[inline(never)]
 async fn fws_receive_collected(
     ws: &mut fastwebsockets::FragmentCollector<MemStream>,
     input: &Input,
@@ -512,11 +614,18 @@ fn check_rejects_invalid_utf8(rt: &tokio::runtime::Runtime) {
     bad[500] = 0xFF;
     let wire = client_wire(Kind::Text, &bad, 1, usize::MAX);
 
-    let mut conn = wsm_server();
-    conn.receive(&wire);
+    let (mut ws, _) = wsm_tokio_server(wire.clone());
     assert!(
-        matches!(conn.poll_event(), Some(Event::Error(_))),
-        "wsmachine accepted invalid UTF-8"
+        matches!(rt.block_on(ws.next()), Some(Err(_))),
+        "wsmachine tokio accepted invalid UTF-8"
+    );
+    let (mut ws, _) = wsm_blocking_server(wire.clone());
+    assert!(ws.read().is_err(), "wsmachine blocking accepted invalid UTF-8");
+
+    let (mut ws, _) = tws_server(wire.clone());
+    assert!(
+        matches!(rt.block_on(ws.next()), Some(Err(_))),
+        "tokio-websockets accepted invalid UTF-8"
     );
 
     let mut ws = tung_server(wire.clone());
@@ -529,14 +638,60 @@ fn check_rejects_invalid_utf8(rt: &tokio::runtime::Runtime) {
     );
 }
 
-fn bench_memcpy(group: &mut BenchmarkGroup<'_, WallTime>, id: BenchmarkId, bytes: usize) {
+/// Measures `f` as `group`/`lib`/`label`, or, in profiling mode, runs it
+/// `BENCH_ITERS` times when `group/lib/label` is `BENCH_ONLY` (and skips
+/// every other benchmark). Under callgrind, the difference between two
+/// runs with different counts is the cost of that many iterations,
+/// whatever the setup and the checks cost:
+///
+/// ```text
+/// BENCH_ONLY=receive_binary/wsmachine/16B BENCH_ITERS=11 valgrind --tool=callgrind target/release/deps/throughput-…
+/// ```
+fn bench<R>(group: &mut BenchmarkGroup<'_, WallTime>, lib: &str, label: &str, mut f: impl FnMut() -> R) {
+    match profiling() {
+        None => {
+            group.bench_function(BenchmarkId::new(lib, label), |b| b.iter(&mut f));
+        }
+        Some((only, iters)) => {
+            if only == format!("{}/{lib}/{label}", group_name(group)) {
+                for _ in 0..iters {
+                    black_box(f());
+                }
+            }
+        }
+    }
+}
+
+/// `BENCH_ONLY` and `BENCH_ITERS`, when both are set.
+fn profiling() -> Option<(String, usize)> {
+    let only = std::env::var("BENCH_ONLY").ok()?;
+    let iters = std::env::var("BENCH_ITERS").ok()?.parse().ok()?;
+    Some((only, iters))
+}
+
+thread_local! {
+    /// The name of the group being set up (criterion does not expose it).
+    static GROUP: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+fn group_name(_: &BenchmarkGroup<'_, WallTime>) -> String {
+    GROUP.with(|g| g.borrow().clone())
+}
+
+/// Starts a benchmark group (and remembers its name for [`bench`]).
+fn new_group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
+    GROUP.with(|g| *g.borrow_mut() = name.to_string());
+    let mut group = c.benchmark_group(name);
+    configure(&mut group);
+    group
+}
+
+fn bench_memcpy(group: &mut BenchmarkGroup<'_, WallTime>, label: &str, bytes: usize) {
     let src = binary_payload(bytes);
     let mut dst = vec![0u8; bytes];
-    group.bench_function(id, |b| {
-        b.iter(|| {
-            dst.copy_from_slice(black_box(&src));
-            black_box(&mut dst);
-        })
+    bench(group, "memcpy", label, || {
+        dst.copy_from_slice(black_box(&src));
+        black_box(&mut dst);
     });
 }
 
@@ -560,18 +715,37 @@ fn bench_receive(
     let fragmented = frame_size < size;
     group.throughput(throughput(count, count * size));
 
-    // wsmachine
-    let mut conn = wsm_server();
-    let input = Input::new(wire.clone());
+    // wsmachine, tokio driver
+    let (mut ws, input) = wsm_tokio_server(wire.clone());
     let mut check = Collector::checking(&expected);
-    wsm_receive(&mut conn, &input, &mut check);
+    rt.block_on(wsm_tokio_receive(&mut ws, &input, count, &mut check));
     check.finish(&format!("wsmachine {label}"));
-    group.bench_function(BenchmarkId::new("wsmachine", label), |b| {
-        b.iter(|| {
-            let mut out = Collector::counting();
-            wsm_receive(&mut conn, &input, &mut out);
-            out.bytes
-        })
+    bench(group, "wsmachine", label, || {
+        let mut out = Collector::counting();
+        rt.block_on(wsm_tokio_receive(&mut ws, &input, count, &mut out));
+        out.bytes
+    });
+
+    // wsmachine, blocking driver
+    let (mut ws, input) = wsm_blocking_server(wire.clone());
+    let mut check = Collector::checking(&expected);
+    wsm_blocking_receive(&mut ws, &input, count, &mut check);
+    check.finish(&format!("wsmachine-blocking {label}"));
+    bench(group, "wsmachine-blocking", label, || {
+        let mut out = Collector::counting();
+        wsm_blocking_receive(&mut ws, &input, count, &mut out);
+        out.bytes
+    });
+
+    // tokio-websockets
+    let (mut ws, input) = tws_server(wire.clone());
+    let mut check = Collector::checking(&expected);
+    rt.block_on(tws_receive(&mut ws, &input, count, &mut check));
+    check.finish(&format!("tokio-websockets {label}"));
+    bench(group, "tokio-websockets", label, || {
+        let mut out = Collector::counting();
+        rt.block_on(tws_receive(&mut ws, &input, count, &mut out));
+        out.bytes
     });
 
     // tungstenite
@@ -579,12 +753,10 @@ fn bench_receive(
     let mut check = Collector::checking(&expected);
     tung_receive(&mut ws, count, &mut check);
     check.finish(&format!("tungstenite {label}"));
-    group.bench_function(BenchmarkId::new("tungstenite", label), |b| {
-        b.iter(|| {
-            let mut out = Collector::counting();
-            tung_receive(&mut ws, count, &mut out);
-            out.bytes
-        })
+    bench(group, "tungstenite", label, || {
+        let mut out = Collector::counting();
+        tung_receive(&mut ws, count, &mut out);
+        out.bytes
     });
 
     // fastwebsockets
@@ -594,34 +766,29 @@ fn bench_receive(
         let mut check = Collector::checking(&expected);
         rt.block_on(fws_receive_collected(&mut ws, &input, count, &mut check));
         check.finish(&format!("fastwebsockets {label}"));
-        group.bench_function(BenchmarkId::new("fastwebsockets", label), |b| {
-            b.iter(|| {
-                let mut out = Collector::counting();
-                rt.block_on(fws_receive_collected(&mut ws, &input, count, &mut out));
-                out.bytes
-            })
+        bench(group, "fastwebsockets", label, || {
+            let mut out = Collector::counting();
+            rt.block_on(fws_receive_collected(&mut ws, &input, count, &mut out));
+            out.bytes
         });
     } else {
         let mut ws = ws;
         let mut check = Collector::checking(&expected);
         rt.block_on(fws_receive(&mut ws, &input, count, &mut check));
         check.finish(&format!("fastwebsockets {label}"));
-        group.bench_function(BenchmarkId::new("fastwebsockets", label), |b| {
-            b.iter(|| {
-                let mut out = Collector::counting();
-                rt.block_on(fws_receive(&mut ws, &input, count, &mut out));
-                out.bytes
-            })
+        bench(group, "fastwebsockets", label, || {
+            let mut out = Collector::counting();
+            rt.block_on(fws_receive(&mut ws, &input, count, &mut out));
+            out.bytes
         });
     }
 
-    bench_memcpy(group, BenchmarkId::new("memcpy", label), count * size);
+    bench_memcpy(group, label, count * size);
 }
 
 fn receive_binary(c: &mut Criterion) {
     let rt = runtime();
-    let mut group = c.benchmark_group("receive_binary");
-    configure(&mut group);
+    let mut group = new_group(c, "receive_binary");
     for (size, label) in SIZES {
         bench_receive(&mut group, &rt, Kind::Binary, size, usize::MAX, label);
     }
@@ -631,8 +798,7 @@ fn receive_binary(c: &mut Criterion) {
 fn receive_text(c: &mut Criterion) {
     let rt = runtime();
     check_rejects_invalid_utf8(&rt);
-    let mut group = c.benchmark_group("receive_text");
-    configure(&mut group);
+    let mut group = new_group(c, "receive_text");
     for (size, label) in SIZES {
         bench_receive(&mut group, &rt, Kind::Text, size, usize::MAX, label);
     }
@@ -641,8 +807,7 @@ fn receive_text(c: &mut Criterion) {
 
 fn receive_fragmented(c: &mut Criterion) {
     let rt = runtime();
-    let mut group = c.benchmark_group("receive_fragmented");
-    configure(&mut group);
+    let mut group = new_group(c, "receive_fragmented");
     for kind in [Kind::Binary, Kind::Text] {
         // Label: what is fragmented, e.g. "binary_1MiB_in_4KiB".
         let label = format!("{}_1MiB_in_4KiB", kind.name());
@@ -692,20 +857,37 @@ fn check_sent(who: &str, sink: &RefCell<Sink>, role: Role, payload: &[u8], count
     eprintln!("checked {who}: {count} frames of {} B", payload.len());
 }
 
-fn wsm_send(conn: &mut Connection, payload: &Bytes, count: usize, sink: &mut Sink) {
+// Not inlined, so a profiler can single it out (`--toggle-collect`).
+#[inline(never)]
+async fn wsm_tokio_send(ws: &mut wsmachine::tokio::WebSocketStream<MemStream>, payload: &Bytes, count: usize) {
     for _ in 0..count {
-        conn.send(Message::Binary(payload.clone())).expect("wsmachine send");
-        // One vectored write of everything queued (a large server payload is
-        // its own chunk, never copied into the output).
-        let mut n = 0;
-        for chunk in conn.output_chunks() {
-            sink.write(chunk);
-            n += chunk.len();
-        }
-        conn.consume_output(n);
+        ws.send(Message::Binary(payload.clone()))
+            .await
+            .expect("wsmachine tokio send");
     }
 }
 
+// Not inlined, so a profiler can single it out (`--toggle-collect`).
+#[inline(never)]
+fn wsm_blocking_send(ws: &mut wsmachine::blocking::WebSocket<MemStream>, payload: &Bytes, count: usize) {
+    for _ in 0..count {
+        ws.send(Message::Binary(payload.clone()))
+            .expect("wsmachine blocking send");
+    }
+}
+
+// Not inlined, so a profiler can single it out (`--toggle-collect`).
+#[inline(never)]
+async fn tws_send(ws: &mut tokio_websockets::WebSocketStream<MemStream>, payload: &Bytes, count: usize) {
+    for _ in 0..count {
+        ws.send(tokio_websockets::Message::binary(payload.clone()))
+            .await
+            .expect("tokio-websockets send");
+    }
+}
+
+// Not inlined, so a profiler can single it out (`--toggle-collect`).
+#[inline(never)]
 fn tung_send(ws: &mut tungstenite::WebSocket<MemStream>, payload: &Bytes, count: usize) {
     for _ in 0..count {
         ws.send(tungstenite::Message::Binary(payload.clone()))
@@ -715,6 +897,8 @@ fn tung_send(ws: &mut tungstenite::WebSocket<MemStream>, payload: &Bytes, count:
 
 /// A borrowed payload, as a user holding `&[u8]` sends it. (A client masks in
 /// place, so fastwebsockets copies it into an owned buffer first.)
+// Not inlined, so a profiler can single it out (`--toggle-collect`).
+#[inline(never)]
 async fn fws_send(ws: &mut fastwebsockets::WebSocket<MemStream>, payload: &[u8], count: usize) {
     for _ in 0..count {
         let frame = fastwebsockets::Frame::binary(fastwebsockets::Payload::Borrowed(payload));
@@ -733,18 +917,45 @@ fn bench_send(
     let count = messages_for(size);
     group.throughput(throughput(count, count * size));
 
-    // wsmachine
-    let mut conn = match role {
+    let wsm_conn = || match role {
         Role::Server => Connection::open_server(Config::default()),
         Role::Client => Connection::open_client(Config::default(), ChaCha20Rng::from_seed([2; 32])),
     };
-    let sink = RefCell::new(Sink::new());
+
+    // wsmachine, tokio driver
+    let stream = MemStream::new(Vec::new());
+    let sink = stream.sink.clone();
+    let mut ws = wsmachine::tokio::WebSocketStream::from_connection(wsm_conn(), stream);
     sink.borrow_mut().log = Some(Vec::new());
-    wsm_send(&mut conn, &payload, count, &mut sink.borrow_mut());
+    rt.block_on(wsm_tokio_send(&mut ws, &payload, count));
     check_sent(&format!("wsmachine {label}"), &sink, role, &payload, count);
-    let mut sink = sink.into_inner();
-    group.bench_function(BenchmarkId::new("wsmachine", label), |b| {
-        b.iter(|| wsm_send(&mut conn, &payload, count, &mut sink))
+    bench(group, "wsmachine", label, || {
+        rt.block_on(wsm_tokio_send(&mut ws, &payload, count))
+    });
+
+    // wsmachine, blocking driver
+    let stream = MemStream::new(Vec::new());
+    let sink = stream.sink.clone();
+    let mut ws = wsmachine::blocking::WebSocket::from_connection(wsm_conn(), stream);
+    sink.borrow_mut().log = Some(Vec::new());
+    wsm_blocking_send(&mut ws, &payload, count);
+    check_sent(&format!("wsmachine-blocking {label}"), &sink, role, &payload, count);
+    bench(group, "wsmachine-blocking", label, || {
+        wsm_blocking_send(&mut ws, &payload, count)
+    });
+
+    // tokio-websockets
+    let stream = MemStream::new(Vec::new());
+    let sink = stream.sink.clone();
+    let mut ws = match role {
+        Role::Server => tokio_websockets::ServerBuilder::new().serve(stream),
+        Role::Client => tokio_websockets::ClientBuilder::new().take_over(stream),
+    };
+    sink.borrow_mut().log = Some(Vec::new());
+    rt.block_on(tws_send(&mut ws, &payload, count));
+    check_sent(&format!("tokio-websockets {label}"), &sink, role, &payload, count);
+    bench(group, "tokio-websockets", label, || {
+        rt.block_on(tws_send(&mut ws, &payload, count))
     });
 
     // tungstenite
@@ -758,9 +969,7 @@ fn bench_send(
     sink.borrow_mut().log = Some(Vec::new());
     tung_send(&mut ws, &payload, count);
     check_sent(&format!("tungstenite {label}"), &sink, role, &payload, count);
-    group.bench_function(BenchmarkId::new("tungstenite", label), |b| {
-        b.iter(|| tung_send(&mut ws, &payload, count))
-    });
+    bench(group, "tungstenite", label, || tung_send(&mut ws, &payload, count));
 
     // fastwebsockets
     let fws_role = match role {
@@ -773,17 +982,16 @@ fn bench_send(
     sink.borrow_mut().log = Some(Vec::new());
     rt.block_on(fws_send(&mut ws, &payload, count));
     check_sent(&format!("fastwebsockets {label}"), &sink, role, &payload, count);
-    group.bench_function(BenchmarkId::new("fastwebsockets", label), |b| {
-        b.iter(|| rt.block_on(fws_send(&mut ws, &payload, count)))
+    bench(group, "fastwebsockets", label, || {
+        rt.block_on(fws_send(&mut ws, &payload, count))
     });
 
-    bench_memcpy(group, BenchmarkId::new("memcpy", label), count * size);
+    bench_memcpy(group, label, count * size);
 }
 
 fn send_server(c: &mut Criterion) {
     let rt = runtime();
-    let mut group = c.benchmark_group("send_server");
-    configure(&mut group);
+    let mut group = new_group(c, "send_server");
     for (size, label) in SIZES {
         bench_send(&mut group, &rt, Role::Server, size, label);
     }
@@ -792,8 +1000,7 @@ fn send_server(c: &mut Criterion) {
 
 fn send_client(c: &mut Criterion) {
     let rt = runtime();
-    let mut group = c.benchmark_group("send_client");
-    configure(&mut group);
+    let mut group = new_group(c, "send_client");
     for (size, label) in SIZES {
         bench_send(&mut group, &rt, Role::Client, size, label);
     }

@@ -28,13 +28,19 @@
 # openssl; that browser context ignores certificate errors): two pages load
 # it over https, reach OPEN over wss:// and chat.
 #
+# Then many nodes, one chat: Debian's redis-server on a free loopback port and
+# two chat nodes with `--redis`; pages F and H on node 1, G on node 2. The user
+# lists agree, a message to everyone crosses the nodes, F clicks G in its user
+# list and sends privately: G shows the line as private, H never gets it; G
+# answers privately the same way.
+#
 # Output: ci-output/chat.png and ci-output/chat-b.png (the two tabs at the
 # end), ci-output/chat-closed.png (a tab while the server is down),
 # ci-output/chat-foreign-refused.png and chat-foreign-allowed.png (the page on
 # another origin, refused, then allowed), ci-output/chat-tls.png (a page over
-# https); chat-failure-{a,b,c,d,e}.png on a
-# failure; logs in target/browser-test/.
-# Installs what it needs (chromium, fonts, Node.js when missing; playwright-core
+# https), ci-output/chat-cluster-{f,g,h}.png (the three pages of the cluster
+# phase); chat-failure-{a..h}.png on a failure; logs in target/browser-test/.
+# Installs what it needs (chromium, fonts, Node.js, redis-server when missing; playwright-core
 # into target/browser-test/). If an install cannot reach its package source,
 # prints "BROWSER TEST NOT RUN: <why>" and exits 0. Any failure of the test
 # itself exits 1.
@@ -76,15 +82,17 @@ kill_pid() { # kill_pid PID: TERM a process we started, KILL it after 5 s, reap 
   kill -KILL "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
 }
+REDIS_SERVER=""
 cleanup() {
-  local pid
+  local pid cmd
   for pid in "${PIDS[@]}"; do kill_pid "$pid"; done
   # Chat servers the Node script started (it normally stops them itself); check
   # each pid is still our binary before signalling it.
   if [[ -f "$WORK/server.pids" ]]; then
     while read -r pid; do
       [[ -n "$pid" ]] || continue
-      if [[ "$({ tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null)" == "$CHAT_BIN "* ]]; then
+      cmd="$({ tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null || true)"
+      if [[ "$cmd" == "$CHAT_BIN "* || ( -n "$REDIS_SERVER" && "$cmd" == "$REDIS_SERVER "* ) ]]; then
         kill -KILL "$pid" 2>/dev/null || true
       fi
     done <"$WORK/server.pids"
@@ -171,11 +179,18 @@ free_port() {
 # --- main --------------------------------------------------------------------
 mkdir -p "$WORK" "$OUT"
 rm -rf "$WORK"/profile-* "$WORK/chat-server.log" "$WORK/server.pids"
-rm -f "$OUT"/chat.png "$OUT"/chat-b.png "$OUT"/chat-closed.png "$OUT"/chat-failure-*.png "$OUT"/chat-foreign-*.png "$OUT"/chat-tls.png
+rm -f "$OUT"/chat.png "$OUT"/chat-b.png "$OUT"/chat-closed.png "$OUT"/chat-failure-*.png "$OUT"/chat-foreign-*.png "$OUT"/chat-tls.png "$OUT"/chat-cluster-*.png
 
 install_chromium
 install_node
 install_playwright
+# The cluster phase (chat nodes over Redis).
+if ! command -v redis-server >/dev/null 2>&1; then
+  log "installing Debian's redis-server"
+  apt_install --no-install-recommends redis-server
+fi
+REDIS_SERVER="$(command -v redis-server)" || die "redis-server installed but not on PATH"
+log "$("$REDIS_SERVER" --version)"
 
 log "cargo build --features rustls --example chat"
 (cd "$ROOT" && timeout -k 10 1800 cargo build --features rustls --example chat) \
@@ -191,8 +206,10 @@ PORT="${BROWSER_TEST_PORT:-$(free_port)}"
 log "running scripts/browser/chat_test.mjs (chat on 127.0.0.1:$PORT, bound ${TEST_TIMEOUT}s)"
 rc=0
 TLS_PORT="$(free_port)"
+CLUSTER_PORTS="$(free_port),$(free_port),$(free_port)"
 (cd "$WORK" && exec env CHAT_BIN="$CHAT_BIN" CHAT_PORT="$PORT" CHROMIUM="$CHROMIUM" OUT_DIR="$OUT" WORK_DIR="$WORK" \
   CHAT_TLS_CERT="$WORK/chat-tls.pem" CHAT_TLS_KEY="$WORK/chat-tls.key" CHAT_TLS_PORT="$TLS_PORT" \
+  REDIS_SERVER="$REDIS_SERVER" CHAT_CLUSTER_PORTS="$CLUSTER_PORTS" \
   timeout -k 10 "$TEST_TIMEOUT" node "$WORK/chat_test.mjs" </dev/null) &
 NODE_PID=$!
 PIDS+=("$NODE_PID")
@@ -208,4 +225,4 @@ if [[ $rc -ne 0 ]]; then
   exit 1
 fi
 [[ -s "$OUT/chat.png" ]] || die "the test passed but wrote no screenshot $OUT/chat.png"
-echo "browser-test: PASSED; screenshots: $OUT/chat.png $OUT/chat-b.png $OUT/chat-closed.png $OUT/chat-foreign-refused.png $OUT/chat-foreign-allowed.png $OUT/chat-tls.png"
+echo "browser-test: PASSED; screenshots: $OUT/chat.png $OUT/chat-b.png $OUT/chat-closed.png $OUT/chat-foreign-refused.png $OUT/chat-foreign-allowed.png $OUT/chat-tls.png $OUT/chat-cluster-{f,g,h}.png"

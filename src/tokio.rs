@@ -160,6 +160,8 @@ struct Driver<T> {
     high_water: usize,
     /// The transport ended or failed: no more reads or writes.
     transport_done: bool,
+    /// Bytes were written since the transport was last flushed.
+    unflushed: bool,
     /// `Event::Closed` came out of the machine; returned once its output is written.
     closed: Option<CloseInfo>,
     /// `Event::Closed` was returned.
@@ -174,6 +176,7 @@ impl<T> fmt::Debug for Driver<T> {
             .field("conn", &self.conn)
             .field("high_water", &self.high_water)
             .field("transport_done", &self.transport_done)
+            .field("unflushed", &self.unflushed)
             .field("finished", &self.finished)
             .finish_non_exhaustive()
     }
@@ -191,6 +194,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             waiters,
             high_water: DEFAULT_HIGH_WATER_MARK,
             transport_done: false,
+            unflushed: false,
             closed: None,
             closed_returned: false,
             finished: false,
@@ -225,14 +229,21 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             let sleep = self
                 .sleep
                 .get_or_insert_with(|| Box::pin(::tokio::time::sleep_until(at)));
-            if sleep.deadline() != at {
+            // A later deadline (the keepalive moves on with every read) does
+            // not re-arm a sleep that has not fired: it fires early, finds
+            // nothing due and is re-armed then, once per interval rather
+            // than once per read.
+            if sleep.deadline() != at && (at < sleep.deadline() || sleep.is_elapsed()) {
                 sleep.as_mut().reset(at);
             }
+            let armed = sleep.deadline();
             if sleep.as_mut().poll(cx).is_pending() {
                 return;
             }
-            // tokio says the deadline passed; its clock and ours may round differently.
-            let now = self.now().max(deadline);
+            // tokio says the time it was armed for passed; its clock and ours
+            // may round differently.
+            let armed = crate::Instant::from_duration(armed.saturating_duration_since(self.epoch));
+            let now = self.now().max(armed);
             self.conn.handle_timeout(now);
         }
         // Still due after the rounds: be polled again rather than sleep.
@@ -253,8 +264,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 if target > 0 || self.transport_done {
                     return Poll::Ready(Ok(()));
                 }
+                if !self.unflushed {
+                    return Poll::Ready(Ok(()));
+                }
                 return match ready!(Pin::new(&mut self.io).poll_flush(cx)) {
-                    Ok(()) => Poll::Ready(Ok(())),
+                    Ok(()) => {
+                        self.unflushed = false;
+                        Poll::Ready(Ok(()))
+                    }
                     Err(e) => Poll::Ready(Err(self.transport_failed(e))),
                 };
             }
@@ -274,7 +291,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             };
             match ready!(result) {
                 Ok(0) => return Poll::Ready(Err(self.transport_failed(ErrorKind::WriteZero.into()))),
-                Ok(n) => self.conn.consume_output(n),
+                Ok(n) => {
+                    self.conn.consume_output(n);
+                    self.unflushed = true;
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Poll::Ready(Err(self.transport_failed(e))),
             }
@@ -282,6 +302,19 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     }
 
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Event, Error>>> {
+        // The hot path: an event the machine can give from what it already
+        // holds, when nothing waits to be written first, returns at once:
+        // no waker to register (nothing here can return `Pending`), no clock
+        // to read, no transport call. Time is passed in and output written
+        // on the way to the next read (below), once per read.
+        if !self.finished && self.closed.is_none() && !self.unflushed && self.conn.buffered_amount() == 0 {
+            match self.conn.poll_event() {
+                Some(Event::Error(e)) => return Poll::Ready(Some(Err(Error::Failed(e)))),
+                Some(Event::Closed(info)) => self.closed = Some(info),
+                Some(other) => return Poll::Ready(Some(Ok(other))),
+                None => {}
+            }
+        }
         Waiters::register(&self.waiters.reader, cx.waker());
         let waker = self.waker.clone();
         let cx = &mut Context::from_waker(&waker);

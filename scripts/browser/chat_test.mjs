@@ -8,6 +8,9 @@
 //   OUT_DIR    where screenshots go (default ./ci-output)
 //   WORK_DIR   logs, the server's pid file, the browser profile (default .)
 //
+//   REDIS_SERVER, CHAT_CLUSTER_PORTS  with both: the cluster phase (redis-server on the first of
+//              the three comma-separated ports, two chat nodes with --redis on the others)
+//
 // It starts the server itself (it restarts it mid-test), writes each server pid to
 // WORK_DIR/server.pids for the calling script's trap, and exits non-zero on any failure.
 // It also serves foreign_origin.html (next to this file) from another loopback port: a page
@@ -109,6 +112,66 @@ async function startTlsServer() {
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error('the TLS chat did not listen within 10 s');
+}
+
+// ---- many nodes over Redis (--redis) ------------------------------------------------------------
+const REDIS_SERVER = process.env.REDIS_SERVER;
+const CLUSTER_PORTS = (process.env.CHAT_CLUSTER_PORTS || '').split(',').filter(Boolean).map(Number);
+const clusterProcs = [];
+let clusterBrowser = null;
+
+function waitPort(port, child, what) {
+  return (async () => {
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null) throw new Error(`${what} exited at start (see ${serverLog})`);
+      const up = await new Promise((resolve) => {
+        const c = net.connect({ host: '127.0.0.1', port });
+        c.once('connect', () => { c.destroy(); resolve(true); });
+        c.once('error', () => resolve(false));
+      });
+      if (up) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`${what} did not listen on ${port} within 10 s`);
+  })();
+}
+
+async function startCluster() {
+  const [redisPort, ...nodePorts] = CLUSTER_PORTS;
+  const spawnLogged = (bin, args) => {
+    const fd = fs.openSync(serverLog, 'a');
+    const child = spawn(bin, args, { stdio: ['ignore', fd, fd] });
+    fs.closeSync(fd);
+    fs.appendFileSync(pidFile, `${child.pid}\n`);
+    clusterProcs.push(child);
+    return child;
+  };
+  const redis = spawnLogged(REDIS_SERVER, ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', WORK_DIR]);
+  await waitPort(redisPort, redis, 'redis-server');
+  log(`redis-server up (pid ${redis.pid}) on 127.0.0.1:${redisPort}`);
+  for (const port of nodePorts) {
+    const node = spawnLogged(CHAT_BIN, [`127.0.0.1:${port}`, '--redis', `redis://127.0.0.1:${redisPort}/`]);
+    await waitPort(port, node, `the chat node on ${port}`);
+    log(`chat node up (pid ${node.pid}) on http://127.0.0.1:${port}/ with --redis`);
+  }
+  return nodePorts.map((p) => `http://127.0.0.1:${p}/`);
+}
+
+// The names in a page's user list.
+const listedUsers = (page) => page.evaluate(() => [...document.querySelectorAll('#users button')].map((b) => b.dataset.name));
+
+async function waitUsers(page, want, timeout = 10_000) {
+  const sorted = [...want].sort();
+  try {
+    await page.waitForFunction(
+      (w) => JSON.stringify([...document.querySelectorAll('#users button')].map((b) => b.dataset.name).sort()) === w,
+      JSON.stringify(sorted),
+      { timeout },
+    );
+  } catch (e) {
+    throw new Error(`${page.label}: user list ${JSON.stringify(await listedUsers(page))}, expected ${JSON.stringify(sorted)}`);
+  }
 }
 
 // ---- the page on another origin ------------------------------------------------------------
@@ -401,18 +464,96 @@ try {
     await d.screenshot({ path: path.join(OUT_DIR, 'chat-tls.png') });
   }
 
+  // Many nodes, one chat: two nodes over one Redis; pages F and H on node 1, G on node 2.
+  // F picks G in its user list and sends privately: G shows it as private, H never gets it.
+  if (REDIS_SERVER && CLUSTER_PORTS.length === 3) {
+    const [url1, url2] = await step('start redis-server and two chat nodes with --redis', startCluster);
+    clusterBrowser = await step('launch a Chromium for the cluster pages', () =>
+      chromium.launch({ executablePath: CHROMIUM, headless: true, timeout: 30_000, args: ['--no-sandbox', '--disable-gpu', '--disable-quic'] }),
+    );
+    const clusterContext = await clusterBrowser.newContext({ viewport: { width: 820, height: 560 } });
+    const f = await clusterContext.newPage();
+    const g = await clusterContext.newPage();
+    const h = await clusterContext.newPage();
+    f.label = 'page F (node 1)';
+    g.label = 'page G (node 2)';
+    h.label = 'page H (node 1)';
+    allPages.push(f, g, h);
+    const names = {};
+    for (const [p, url] of [[f, url1], [g, url2], [h, url1]]) {
+      p.on('pageerror', (err) => {
+        failed = true;
+        log(`${p.label}: uncaught page error: ${err.message}`);
+      });
+      names[p.label] = await step(`${p.label} loads ${url}, reaches OPEN and Redis`, async () => {
+        await p.goto(url, { waitUntil: 'load', timeout: 10_000 });
+        await waitState(p, 'OPEN');
+        await p.waitForFunction(() => document.getElementById('cluster')?.textContent === 'Redis: connected', null, { timeout: 10_000 });
+        return nameOf(p);
+      });
+    }
+    const [nf, ng, nh] = [names[f.label], names[g.label], names[h.label]];
+    if (new Set([nf, ng, nh]).size !== 3) throw new Error(`names are not unique across the nodes: ${nf} ${ng} ${nh}`);
+    await step(`the user lists agree across the nodes (${nf}, ${ng}, ${nh})`, async () => {
+      await waitUsers(f, [ng, nh]);
+      await waitUsers(g, [nf, nh]);
+      await waitUsers(h, [nf, ng]);
+    });
+    await step(`a message to everyone from ${nf} (node 1) reaches ${ng} (node 2) and ${nh}`, async () => {
+      await say(f, 'hello both nodes');
+      await waitLine(g, `${nf}: hello both nodes`);
+      await waitLine(h, `${nf}: hello both nodes`);
+    });
+    const privateLine = `${nf} \u2192 ${ng} (private): just between us`;
+    await step(`${nf} clicks ${ng} in the user list and sends privately: ${ng} shows it as private`, async () => {
+      await f.locator(`#users button[data-name="${ng}"]`).click();
+      const to = await f.locator('#to').textContent();
+      if (to !== `to ${ng} (private)`) throw new Error(`page F's recipient line reads ${JSON.stringify(to)}`);
+      await say(f, 'just between us');
+      await waitLine(g, privateLine);
+      await waitLine(f, privateLine);
+      const cls = await g.evaluate((t) => [...document.querySelectorAll('#log li')].find((li) => li.textContent === t)?.className, privateLine);
+      if (!/\bprivate\b/.test(cls || '')) throw new Error(`page G's line is not marked private (class ${JSON.stringify(cls)})`);
+    });
+    await step(`${nh} (the third page) never sees it`, async () => {
+      // A later message to everyone reaches H: the private one would have come before it.
+      await say(g, 'fence');
+      await waitLine(h, `${ng}: fence`);
+      const seen = await h.evaluate(() => [...document.querySelectorAll('#log li')].map((li) => li.textContent));
+      if (seen.some((l) => l.includes('just between us'))) throw new Error(`page H shows the private message: ${JSON.stringify(seen)}`);
+    });
+    await step(`${ng} answers privately from node 2 (picked in its list); ${nh} does not see it`, async () => {
+      await g.locator(`#users button[data-name="${nf}"]`).click();
+      await say(g, 'got it');
+      await waitLine(f, `${ng} \u2192 ${nf} (private): got it`);
+      // The pick stays for the next message; "everyone" clears it.
+      await f.locator('#everyone').click();
+      if ((await f.locator('#to').textContent()) !== 'to everyone') throw new Error('page F still has recipients picked');
+      await say(f, 'fence 2');
+      await waitLine(h, `${nf}: fence 2`);
+      const seen = await h.evaluate(() => [...document.querySelectorAll('#log li')].map((li) => li.textContent));
+      if (seen.some((l) => l.includes('got it'))) throw new Error(`page H shows the private answer: ${JSON.stringify(seen)}`);
+    });
+    await f.screenshot({ path: path.join(OUT_DIR, 'chat-cluster-f.png') });
+    await g.screenshot({ path: path.join(OUT_DIR, 'chat-cluster-g.png') });
+    await h.screenshot({ path: path.join(OUT_DIR, 'chat-cluster-h.png') });
+  } else {
+    log('!!! CLUSTER PHASE NOT RUN: REDIS_SERVER and CHAT_CLUSTER_PORTS (3 ports) are not set !!!');
+  }
+
   if (failed) throw new Error('a page threw an uncaught error');
   await a.screenshot({ path: path.join(OUT_DIR, 'chat.png') });
   await b.screenshot({ path: path.join(OUT_DIR, 'chat-b.png') });
   const shots = ['chat.png', 'chat-b.png', 'chat-closed.png', 'chat-foreign-refused.png', 'chat-foreign-allowed.png'];
   if (TLS_CERT) shots.push('chat-tls.png');
+  if (clusterBrowser) shots.push('chat-cluster-f.png', 'chat-cluster-g.png', 'chat-cluster-h.png');
   log(`screenshots: ${shots.map((f) => path.join(OUT_DIR, f)).join(', ')}`);
 } catch (e) {
   failed = true;
   console.error(e.stack || String(e));
   for (const [i, p] of allPages.entries()) {
     try {
-      const file = path.join(OUT_DIR, `chat-failure-${'abcde'[i]}.png`);
+      const file = path.join(OUT_DIR, `chat-failure-${'abcdefgh'[i]}.png`);
       await p.screenshot({ path: file, timeout: 5_000 });
       console.error(`${p.label}: state ${await stateOf(p)}; screenshot ${file}`);
       const lines = await p.evaluate(() => [...document.querySelectorAll('#log li')].map((li) => li.textContent));
@@ -424,6 +565,8 @@ try {
 } finally {
   if (context) await context.close().catch(() => {});
   if (tlsBrowser) await tlsBrowser.close().catch(() => {});
+  if (clusterBrowser) await clusterBrowser.close().catch(() => {});
+  for (const child of clusterProcs) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   if (tlsServer && tlsServer.exitCode === null) tlsServer.kill('SIGKILL');
   await stopServer().catch(() => {});
   if (foreignServer) await new Promise((r) => foreignServer.close(r));

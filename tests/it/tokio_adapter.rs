@@ -570,6 +570,45 @@ async fn keepalive_pings_a_silent_peer_then_fails_with_1011() {
     );
 }
 
+// Keepalive with traffic: the driver does not re-arm its timer on every read
+// (the keepalive deadline moves with each one); a timer armed for an earlier
+// deadline fires, finds nothing due and is re-armed. So a peer that sends a
+// message every 15 s is never pinged (RFC 6455 §5.5.2 pings are only for a
+// silent peer), and once it stops, the ping comes 20 s after its last
+// message, not 20 s after the first timer was armed.
+#[tokio::test(start_paused = true)]
+async fn keepalive_with_traffic_pings_only_after_the_last_message() {
+    let (server_io, mut peer) = tokio::io::duplex(64 << 10);
+    let server = tokio::spawn(async move {
+        let mut ws = ws::accept(server_io).await.unwrap();
+        let mut texts = 0;
+        while let Some(Ok(event)) = ws.next().await {
+            if matches!(event, Event::Text(_)) {
+                texts += 1;
+            }
+        }
+        texts
+    });
+    peer.write_all(RAW_UPGRADE).await.unwrap();
+    read_head(&mut peer).await;
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        // A masked text frame "hi" (zero key).
+        peer.write_all(&[0x81, 0x82, 0, 0, 0, 0, b'h', b'i']).await.unwrap();
+    }
+    let last = tokio::time::Instant::now();
+    let mut ping = [0u8; 10];
+    peer.read_exact(&mut ping).await.unwrap();
+    assert_eq!(
+        ping[..2],
+        [0x89, 8],
+        "the first thing the peer reads is the keepalive ping"
+    );
+    assert_eq!(last.elapsed(), Duration::from_secs(20));
+    drop(peer);
+    assert_eq!(server.await.unwrap(), 4);
+}
+
 // Keepalive answered: the peer's pong keeps the connection open, and the
 // round-trip time is there for the application.
 #[tokio::test(start_paused = true)]
