@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Run the Autobahn Testsuite (wstest) against wsmachine's examples.
 #
-# Usage: scripts/autobahn.sh [all|server|client]        (default: all)
+# Usage: scripts/autobahn.sh [all|server|client|axum]   (default: all)
 #
 #   server  wstest -m fuzzingclient  -> target/release/examples/echo_server
 #   client  wstest -m fuzzingserver  <- target/release/examples/autobahn_client
+#   axum    wstest -m fuzzingclient  -> target/release/examples/axum_echo (feature
+#           axum; its /ws route, the HTTP/1.1 upgrade path; not part of "all")
 #   (target/ is $CARGO_TARGET_DIR when that is set, for the reports too)
 #
 # Environment (all optional):
@@ -27,8 +29,8 @@ set -euo pipefail
 
 ROLE="${1:-all}"
 case "$ROLE" in
-  all | server | client) ;;
-  *) echo "usage: $0 [all|server|client]" >&2; exit 2 ;;
+  all | server | client | axum) ;;
+  *) echo "usage: $0 [all|server|client|axum]" >&2; exit 2 ;;
 esac
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -207,17 +209,17 @@ ensure_wstest() {
 }
 
 # --- helpers for the runs ---------------------------------------------------
-write_spec() { # write_spec ROLE FILE OUTDIR
-  python3 - "$@" "$AGENT" "$SERVER_PORT" "$CLIENT_PORT" <<'EOF'
+write_spec() { # write_spec ROLE FILE OUTDIR [PATH]: PATH (server role) is the URL's path
+  python3 - "$1" "$2" "$3" "$AGENT" "$SERVER_PORT" "$CLIENT_PORT" "${4:-}" <<'EOF'
 import json, os, re, sys
-role, path, outdir, agent, sport, cport = sys.argv[1:]
+role, path, outdir, agent, sport, cport, urlpath = sys.argv[1:]
 split = lambda s: [p for p in re.split(r"[,\s]+", s) if p]
 spec = {"outdir": outdir,
         "cases": split(os.environ["AUTOBAHN_CASES"]),
         "exclude-cases": split(os.environ["AUTOBAHN_EXCLUDE"]),
         "exclude-agent-cases": {}}
 if role == "server":
-    spec["servers"] = [{"agent": agent, "url": "ws://127.0.0.1:%s" % sport}]
+    spec["servers"] = [{"agent": agent, "url": "ws://127.0.0.1:%s%s" % (sport, urlpath)}]
 else:
     spec["url"] = "ws://127.0.0.1:%s" % cport
 with open(path, "w") as f:
@@ -261,21 +263,23 @@ summarize() { # summarize ROLE DIR -> status of the summary
   return $rc
 }
 
-# --- server role: wstest fuzzingclient -> echo_server -----------------------
-run_server() {
-  local dir="$OUT/server" bin="$TARGET_DIR/release/examples/echo_server" pid rc=0 fail=0
+# --- server role: wstest fuzzingclient -> echo_server (or axum_echo) --------
+run_server() { # run_server [NAME [URLPATH]]: the example NAME (default echo_server), reports in $OUT/server or $OUT/NAME
+  local name="${1:-echo_server}" urlpath="${2:-}" pid rc=0 fail=0
+  local bin="$TARGET_DIR/release/examples/$name" dir="$OUT/server"
+  [[ $name == echo_server ]] || dir="$OUT/$name"
   fresh_dir "$dir"
-  write_spec server "$dir/spec.json" "$dir" || return 1
+  write_spec server "$dir/spec.json" "$dir" "$urlpath" || return 1
   if port_open "$SERVER_PORT"; then
     echo "autobahn: port $SERVER_PORT is already in use" >&2; return 1
   fi
-  log "server role: starting echo_server on 127.0.0.1:$SERVER_PORT"
-  timeout -k 5 $((RUN_TIMEOUT + 60)) "$bin" "127.0.0.1:$SERVER_PORT" >"$dir/echo_server.log" 2>&1 &
+  log "server role: starting $name on 127.0.0.1:$SERVER_PORT"
+  timeout -k 5 $((RUN_TIMEOUT + 60)) "$bin" "127.0.0.1:$SERVER_PORT" >"$dir/$name.log" 2>&1 &
   pid=$!
   PIDS+=("$pid")
   if ! wait_port "$SERVER_PORT" "$pid"; then
-    echo "autobahn: echo_server did not accept connections on $SERVER_PORT" >&2
-    tail -n 20 "$dir/echo_server.log" >&2
+    echo "autobahn: $name did not accept connections on $SERVER_PORT" >&2
+    tail -n 20 "$dir/$name.log" >&2
     stop_pid "$pid"
     return 1
   fi
@@ -294,8 +298,8 @@ run_server() {
   if ! kill -0 "$pid" 2>/dev/null; then
     fail=1
     rc=0; wait "$pid" 2>/dev/null || rc=$?
-    echo "autobahn: server role: echo_server died during the run (exit $rc)" >&2
-    tail -n 20 "$dir/echo_server.log" >&2
+    echo "autobahn: server role: $name died during the run (exit $rc)" >&2
+    tail -n 20 "$dir/$name.log" >&2
   else
     stop_pid "$pid"
   fi
@@ -354,8 +358,9 @@ run_client() {
 ensure_wstest
 
 examples=()
-[[ $ROLE != client ]] && examples+=(--example echo_server)
-[[ $ROLE != server ]] && examples+=(--example autobahn_client)
+[[ $ROLE == all || $ROLE == server ]] && examples+=(--example echo_server)
+[[ $ROLE == all || $ROLE == client ]] && examples+=(--example autobahn_client)
+[[ $ROLE == axum ]] && examples+=(--features axum --example axum_echo)
 log "cargo build --release ${examples[*]}"
 (cd "$ROOT" && cargo build --release "${examples[@]}") || die "cargo build failed"
 
@@ -364,6 +369,12 @@ server_rc=0
 client_rc=0
 server_state="not run"
 client_state="not run"
+server_label=""
+if [[ $ROLE == axum ]]; then
+  server_label=" (axum_echo)"
+  server_state=passed
+  run_server axum_echo /ws || { server_rc=1; server_state=failed; }
+fi
 if [[ $ROLE == all || $ROLE == server ]]; then
   server_state=passed
   run_server || { server_rc=1; server_state=failed; }
@@ -376,9 +387,9 @@ fi
 echo
 echo "================ Autobahn summary ================"
 printf '%s' "$SUMMARIES"
-echo "reports: $OUT/{server,client}/index.json (per-case .json/.html next to it)"
+echo "reports: $OUT/{server,client,axum_echo}/index.json (per-case .json/.html next to it)"
 if [[ $server_rc -ne 0 || $client_rc -ne 0 ]]; then
-  echo "autobahn: FAILED (server role: $server_state, client role: $client_state)"
+  echo "autobahn: FAILED (server role$server_label: $server_state, client role: $client_state)"
   exit 1
 fi
-echo "autobahn: PASSED, every selected case OK or INFORMATIONAL (server role: $server_state, client role: $client_state)"
+echo "autobahn: PASSED, every selected case OK or INFORMATIONAL (server role$server_label: $server_state, client role: $client_state)"

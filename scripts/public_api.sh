@@ -40,6 +40,7 @@ SETS=(
   "rustls|--features rustls-native-roots,tokio"
   "no_std|--no-default-features"
   "http2|--features http2,rustls"
+  "axum|--features axum,rustls-native-roots"
 )
 
 bless=false

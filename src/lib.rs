@@ -65,6 +65,8 @@
 //! | `rustls` | no | `wss://` in `blocking::connect` and `tokio::connect`, TLS servers in both drivers, module `wsmachine::tls`: rustls on the `ring` provider, chosen explicitly (no process-wide provider needed), Mozilla's roots from `webpki-roots` (implies `std`) |
 //! | `http2` | no | WebSocket over HTTP/2 (RFC 8441) as a client, module `wsmachine::http2`: extended CONNECT on the `h2` crate, h2c for `ws://` and ALPN `h2` for `wss://` (with `rustls`), several WebSockets on one connection, falling back to HTTP/1.1 (implies `tokio`) |
 //! | `rustls-native-roots` | no | `tls::native_roots()`: the platform's trusted roots, through `rustls-native-certs` (implies `rustls`) |
+//! | `hyper` | no | module `wsmachine::hyper`: upgrade a hyper 1.x request to a tokio `WebSocketStream`, an HTTP/1.1 upgrade (101) or an HTTP/2 extended CONNECT (RFC 8441, 200) alike (implies `tokio`) |
+//! | `axum` | no | module `wsmachine::axum`: a drop-in for axum 0.8's `WebSocketUpgrade` extractor, with permessage-deflate, [`Config`] and an [`OriginPolicy`] (implies `hyper`, `deflate`) |
 //! | `portable-atomic` | no | targets without atomic compare-and-swap (thumbv6m), through `bytes` |
 //!
 //! Without `std` the crate is `no_std` + `alloc`; clients pass their own
@@ -78,6 +80,8 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+#[cfg(feature = "axum")]
+pub mod axum;
 #[cfg(feature = "std")]
 pub mod blocking;
 mod config;
@@ -90,6 +94,8 @@ mod extension;
 pub mod handshake;
 #[cfg(feature = "http2")]
 pub mod http2;
+#[cfg(feature = "hyper")]
+pub mod hyper;
 pub mod proxy;
 pub mod rng;
 mod time;

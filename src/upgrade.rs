@@ -12,7 +12,9 @@ use crate::extension::{Extension, Offers};
 use crate::handshake::client::{
     RequestHead, Target, authority, check_protocol, encode_request, origin_form, parse_url,
 };
-use crate::handshake::server::{check_headers, check_reserved, encode_switching, list_of};
+use crate::handshake::server::{
+    check_extended_connect, check_headers, check_protocol_list, check_reserved, encode_switching, list_of,
+};
 use crate::handshake::uri::is_host;
 use crate::handshake::{HandshakeError, Headers, HttpResponse, Response, UrlError, accept_key_for, is_token};
 use alloc::boxed::Box;
@@ -445,8 +447,9 @@ impl fmt::Display for UpgradeError {
 #[cfg(feature = "std")]
 impl std::error::Error for UpgradeError {}
 
-/// A WebSocket upgrade whose HTTP exchange an HTTP server does (hyper, axum,
-/// and later HTTP/2's extended CONNECT): checks the request with the rules
+/// A WebSocket upgrade whose HTTP exchange an HTTP server does (hyper, axum;
+/// over HTTP/1.1 with [`Upgrade::new`], over HTTP/2's extended CONNECT, RFC
+/// 8441, with [`Upgrade::extended_connect`]): checks the request with the rules
 /// [`Connection::server`](crate::Connection::server) applies (RFC 6455
 /// §4.2.1), negotiates the subprotocol and extensions as
 /// [`Connection::accept`](crate::Connection::accept) does, gives the header
@@ -477,6 +480,7 @@ impl std::error::Error for UpgradeError {}
 #[must_use]
 pub struct Upgrade {
     response: Vec<(String, String)>,
+    extended_connect: bool,
     pub(crate) negotiated: Negotiated,
 }
 
@@ -486,13 +490,63 @@ impl Upgrade {
     /// `accept`.
     pub fn new(method: &str, headers: &Headers, accept: Accept) -> Result<Self, UpgradeError> {
         let accept_value = accept_key_for(method, headers).map_err(UpgradeError::Request)?;
-        let offered = list_of(headers, "sec-websocket-protocol");
-        let negotiated = accept.agree(headers, &offered).map_err(UpgradeError::Accept)?;
-        let mut response = alloc::vec![
+        // RFC 6455 §4.1 item 10, as `Connection::server` checks it.
+        check_protocol_list(headers).map_err(UpgradeError::Request)?;
+        let response = alloc::vec![
             ("Upgrade".to_string(), "websocket".to_string()),
             ("Connection".to_string(), "Upgrade".to_string()),
             ("Sec-WebSocket-Accept".to_string(), accept_value),
         ];
+        Self::negotiate(response, false, headers, accept)
+    }
+
+    /// Checks an HTTP/2 extended CONNECT request (RFC 8441 §4, §5: `method`
+    /// CONNECT, `protocol` the `:protocol` pseudo-header, `websocket`;
+    /// [`check_extended_connect`](crate::handshake::server::check_extended_connect)
+    /// lists every rule) and answers it with `accept`: the subprotocol and
+    /// permessage-deflate are negotiated exactly as [`Upgrade::new`] does
+    /// over HTTP/1.1 (RFC 8441 §5 keeps `Sec-WebSocket-Protocol` and
+    /// `Sec-WebSocket-Extensions`). The answer is a `200` ([`status`](Upgrade::status))
+    /// whose headers hold no `Sec-WebSocket-Accept` (RFC 8441 §5); once it
+    /// is sent, the stream's DATA carries the frames and
+    /// [`Connection::from_upgrade`](crate::Connection::from_upgrade) runs
+    /// over it as over a TCP connection.
+    ///
+    /// ```
+    /// use wsmachine::handshake::{Header, Headers};
+    /// use wsmachine::{Accept, Config, Connection, ReadyState, Upgrade};
+    /// let header = |name: &str, value: &str| Header { name: name.into(), value: value.into() };
+    /// // What an HTTP/2 server hands over: the headers, :method and :protocol apart.
+    /// let request = Headers(vec![
+    ///     header("sec-websocket-version", "13"),
+    ///     header("sec-websocket-protocol", "chat, superchat"),
+    /// ]);
+    /// let upgrade = Upgrade::extended_connect("CONNECT", Some("websocket"), &request, Accept::new().protocol("chat"))?;
+    /// assert_eq!(upgrade.status(), 200);
+    /// assert_eq!(upgrade.response_headers(), [("Sec-WebSocket-Protocol".into(), "chat".into())]);
+    /// let conn = Connection::from_upgrade(upgrade, Config::default());
+    /// assert_eq!(conn.state(), ReadyState::Open);
+    /// # Ok::<(), wsmachine::UpgradeError>(())
+    /// ```
+    pub fn extended_connect(
+        method: &str,
+        protocol: Option<&str>,
+        headers: &Headers,
+        accept: Accept,
+    ) -> Result<Self, UpgradeError> {
+        check_extended_connect(method, protocol, headers).map_err(UpgradeError::Request)?;
+        Self::negotiate(Vec::new(), true, headers, accept)
+    }
+
+    /// The negotiation both forms share, after `response`'s own lines.
+    fn negotiate(
+        mut response: Vec<(String, String)>,
+        extended_connect: bool,
+        headers: &Headers,
+        accept: Accept,
+    ) -> Result<Self, UpgradeError> {
+        let offered = list_of(headers, "sec-websocket-protocol");
+        let negotiated = accept.agree(headers, &offered).map_err(UpgradeError::Accept)?;
         if let Some(p) = &negotiated.protocol {
             response.push(("Sec-WebSocket-Protocol".to_string(), p.clone()));
         }
@@ -500,12 +554,30 @@ impl Upgrade {
             response.push(("Sec-WebSocket-Extensions".to_string(), e.clone()));
         }
         response.extend(negotiated.headers.iter().cloned());
-        Ok(Upgrade { response, negotiated })
+        Ok(Upgrade {
+            response,
+            extended_connect,
+            negotiated,
+        })
     }
 
-    /// The header lines of the `101 Switching Protocols` answer, in order
-    /// (`Upgrade`, `Connection`, `Sec-WebSocket-Accept`, the subprotocol and
-    /// extensions chosen, then the [`Accept`]'s own lines).
+    /// The status of the answer: `101` (Switching Protocols) for an
+    /// HTTP/1.1 upgrade, `200` for an HTTP/2 extended CONNECT (RFC 8441 §5).
+    pub fn status(&self) -> u16 {
+        if self.extended_connect { 200 } else { 101 }
+    }
+
+    /// Whether this is an HTTP/2 extended CONNECT (RFC 8441), made by
+    /// [`Upgrade::extended_connect`].
+    pub fn is_extended_connect(&self) -> bool {
+        self.extended_connect
+    }
+
+    /// The header lines of the answer, in order. HTTP/1.1 (`101 Switching
+    /// Protocols`): `Upgrade`, `Connection`, `Sec-WebSocket-Accept`, then
+    /// the subprotocol and extensions chosen, then the [`Accept`]'s own
+    /// lines. HTTP/2 (`200`, RFC 8441 §5): the subprotocol and extensions
+    /// chosen, then the [`Accept`]'s own lines.
     pub fn response_headers(&self) -> &[(String, String)] {
         &self.response
     }
@@ -921,5 +993,132 @@ mod tests {
             ),
             Err(HandshakeError::Extension(_))
         ));
+    }
+
+    // RFC 8441 §4, §5: CONNECT with :protocol websocket, version 13, no key;
+    // answered with 200 and neither Sec-WebSocket-Accept nor Upgrade/Connection.
+    #[test]
+    fn extended_connect_is_answered_with_200_and_no_accept_key() {
+        let headers = fields(&[("sec-websocket-version", "13"), ("sec-websocket-protocol", "a, b")]);
+        let up =
+            Upgrade::extended_connect("CONNECT", Some("websocket"), &headers, Accept::new().protocol("b")).unwrap();
+        assert_eq!(up.status(), 200);
+        assert!(up.is_extended_connect());
+        assert_eq!(up.protocol(), Some("b"));
+        assert_eq!(
+            up.response_headers(),
+            [("Sec-WebSocket-Protocol".to_string(), "b".to_string())]
+        );
+        // RFC 8441 §5: a Sec-WebSocket-Key, if sent, is not used.
+        let with_key = fields(&[("sec-websocket-version", "13"), ("sec-websocket-key", "junk")]);
+        let up = Upgrade::extended_connect("CONNECT", Some("websocket"), &with_key, Accept::new()).unwrap();
+        assert!(up.response_headers().is_empty());
+        // The HTTP/1.1 form stays 101.
+        let h1 = fields(&[
+            ("Host", "a"),
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("Sec-WebSocket-Version", "13"),
+        ]);
+        let up = Upgrade::new("GET", &h1, Accept::new()).unwrap();
+        assert_eq!((up.status(), up.is_extended_connect()), (101, false));
+    }
+
+    // RFC 8441 §4 (:protocol, CONNECT), RFC 6455 §4.4 (version: 426), §4.1 (tokens).
+    #[test]
+    fn extended_connect_errors_name_the_rule_and_status() {
+        let ok = fields(&[("sec-websocket-version", "13")]);
+        let cases: [(&str, Option<&str>, Headers, HandshakeError, u16); 7] = [
+            ("CONNECT", None, ok.clone(), HandshakeError::ProtocolNotWebSocket, 400),
+            (
+                "CONNECT",
+                Some("webtransport"),
+                ok.clone(),
+                HandshakeError::ProtocolNotWebSocket,
+                400,
+            ),
+            (
+                "GET",
+                Some("websocket"),
+                ok.clone(),
+                HandshakeError::MethodNotConnect,
+                405,
+            ),
+            (
+                "CONNECT",
+                Some("websocket"),
+                fields(&[]),
+                HandshakeError::UnsupportedVersion,
+                426,
+            ),
+            (
+                "CONNECT",
+                Some("websocket"),
+                fields(&[("sec-websocket-version", "8")]),
+                HandshakeError::UnsupportedVersion,
+                426,
+            ),
+            (
+                "CONNECT",
+                Some("websocket"),
+                fields(&[("sec-websocket-version", "13"), ("sec-websocket-version", "13")]),
+                HandshakeError::UnsupportedVersion,
+                426,
+            ),
+            (
+                "CONNECT",
+                Some("websocket"),
+                fields(&[("sec-websocket-version", "13"), ("sec-websocket-protocol", "a b")]),
+                HandshakeError::InvalidProtocolList,
+                400,
+            ),
+        ];
+        for (method, protocol, headers, error, status) in cases {
+            let got = Upgrade::extended_connect(method, protocol, &headers, Accept::new()).unwrap_err();
+            assert_eq!(got, UpgradeError::Request(error.clone()), "{method} {protocol:?}");
+            assert_eq!(error.status(), status);
+        }
+        // :protocol is an upgrade token, compared without case (RFC 9110 §7.8).
+        assert!(Upgrade::extended_connect("CONNECT", Some("WebSocket"), &ok, Accept::new()).is_ok());
+        // The application's choice must have been offered, as over HTTP/1.1.
+        assert_eq!(
+            Upgrade::extended_connect("CONNECT", Some("websocket"), &ok, Accept::new().protocol("x")).unwrap_err(),
+            UpgradeError::Accept(Misuse::SubprotocolNotOffered("x".into()))
+        );
+    }
+
+    // RFC 7692 over RFC 8441 §5: permessage-deflate is negotiated from the
+    // CONNECT's Sec-WebSocket-Extensions, and the machine gets the extension.
+    #[cfg(feature = "deflate")]
+    #[test]
+    fn extended_connect_negotiates_deflate_into_the_machine() {
+        let headers = fields(&[
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-extensions", "permessage-deflate; client_max_window_bits"),
+        ]);
+        let accept = Accept::new().deflate(crate::deflate::DeflateConfig::default());
+        let up = Upgrade::extended_connect("CONNECT", Some("websocket"), &headers, accept).unwrap();
+        assert_eq!(up.response_headers()[0].0, "Sec-WebSocket-Extensions");
+        assert!(up.response_headers()[0].1.starts_with("permessage-deflate"));
+        let conn = crate::Connection::from_upgrade(up, crate::Config::default());
+        assert!(conn.deflate().is_some());
+    }
+
+    // RFC 6455 §4.1 item 10 in the HTTP/1.1 helper too, as `Connection::server` does.
+    #[test]
+    fn upgrade_refuses_a_non_token_subprotocol_offer() {
+        let h1 = fields(&[
+            ("Host", "a"),
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("Sec-WebSocket-Version", "13"),
+            ("Sec-WebSocket-Protocol", "ok, not ok"),
+        ]);
+        assert_eq!(
+            Upgrade::new("GET", &h1, Accept::new()).unwrap_err(),
+            UpgradeError::Request(HandshakeError::InvalidProtocolList)
+        );
     }
 }

@@ -27,7 +27,7 @@ use core::fmt;
 pub use client::{Response, UrlError};
 pub use extensions::{ExtensionElement, parse_extensions};
 pub use origin::{InvalidOrigin, Origin, OriginError, OriginPolicy};
-pub use server::{HttpResponse, Request, accept_key_for};
+pub use server::{HttpResponse, Request, accept_key_for, check_extended_connect};
 
 /// The GUID appended to the key before hashing (RFC 6455 §1.3).
 const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -123,6 +123,12 @@ pub enum HandshakeError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// An HTTP/2 WebSocket request whose method is not CONNECT (RFC 8441
+    /// §4, §5: the extended CONNECT); answered with 405.
+    MethodNotConnect,
+    /// An HTTP/2 CONNECT without a `:protocol` pseudo-header, or with one
+    /// that is not `websocket` (RFC 8441 §4, §5); answered with 400.
+    ProtocolNotWebSocket,
 }
 
 impl HandshakeError {
@@ -130,7 +136,7 @@ impl HandshakeError {
     pub fn status(&self) -> u16 {
         match self {
             HandshakeError::TooLarge { .. } | HandshakeError::TooManyHeaders => 431,
-            HandshakeError::MethodNotGet => 405,
+            HandshakeError::MethodNotGet | HandshakeError::MethodNotConnect => 405,
             HandshakeError::UnsupportedVersion => 426,
             _ => 400,
         }
@@ -180,6 +186,12 @@ impl fmt::Display for HandshakeError {
             HandshakeError::Extension(why) => write!(f, "extension negotiation failed: {why}"),
             HandshakeError::InvalidProtocolList => {
                 f.write_str("Sec-WebSocket-Protocol offers an element that is not a token (RFC 6455 §4.1)")
+            }
+            HandshakeError::MethodNotConnect => {
+                f.write_str("a WebSocket over HTTP/2 is opened by an extended CONNECT request (RFC 8441 §4)")
+            }
+            HandshakeError::ProtocolNotWebSocket => {
+                f.write_str("the CONNECT request's :protocol pseudo-header is not websocket (RFC 8441 §4)")
             }
             HandshakeError::EarlyData { limit } => write!(
                 f,

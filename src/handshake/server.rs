@@ -458,6 +458,59 @@ pub fn accept_key_for(method: &str, headers: &Headers) -> Result<String, Handsha
     Ok(accept_key(key.as_bytes()))
 }
 
+/// RFC 6455 §4.1 item 10: each subprotocol a `Sec-WebSocket-Protocol`
+/// offers is a token.
+pub(crate) fn check_protocol_list(headers: &Headers) -> Result<(), HandshakeError> {
+    match headers
+        .list("sec-websocket-protocol")
+        .all(|p| core::str::from_utf8(p).is_ok_and(is_token))
+    {
+        true => Ok(()),
+        false => Err(HandshakeError::InvalidProtocolList),
+    }
+}
+
+/// Checks an HTTP/2 extended CONNECT request (RFC 8441) that an HTTP/2
+/// server already parsed: `method` is CONNECT and `protocol` (the
+/// `:protocol` pseudo-header, RFC 8441 §4) is `websocket`; then, of the
+/// headers (RFC 8441 §5), `Sec-WebSocket-Version` is 13 (RFC 6455 §4.4)
+/// and each offered subprotocol a token (RFC 6455 §4.1). There is no
+/// `Sec-WebSocket-Key` to check (RFC 8441 §5: it is not used; one sent is
+/// ignored), and no `Upgrade` or `Connection` (RFC 9113 §8.2.2 makes them
+/// malformed in HTTP/2, which the HTTP/2 server enforces); `:authority`,
+/// `:scheme` and `:path` are the HTTP/2 server's to check (RFC 8441 §4). A
+/// `Host` line, if any, must be a single valid authority (RFC 9112 §3.2,
+/// RFC 9113 §8.3.1). An error's [`status`](HandshakeError::status) is the
+/// status to answer with (426 also names version 13).
+///
+/// ```
+/// use wsmachine::handshake::server::check_extended_connect;
+/// use wsmachine::handshake::{HandshakeError, Header, Headers};
+/// let headers = Headers(vec![Header { name: "sec-websocket-version".into(), value: b"13".to_vec() }]);
+/// assert_eq!(check_extended_connect("CONNECT", Some("websocket"), &headers), Ok(()));
+/// assert_eq!(check_extended_connect("CONNECT", None, &headers), Err(HandshakeError::ProtocolNotWebSocket));
+/// assert_eq!(check_extended_connect("GET", Some("websocket"), &headers), Err(HandshakeError::MethodNotConnect));
+/// ```
+pub fn check_extended_connect(method: &str, protocol: Option<&str>, headers: &Headers) -> Result<(), HandshakeError> {
+    // RFC 8441 §4: a new pseudo-header, `:protocol`, on a CONNECT request.
+    if method != "CONNECT" {
+        return Err(HandshakeError::MethodNotConnect);
+    }
+    // RFC 8441 §5: ":protocol pseudo-header field MUST be "websocket"" (an
+    // upgrade token, compared as HTTP/1.1's Upgrade tokens are, RFC 9110 §7.8).
+    if !protocol.is_some_and(|p| p.eq_ignore_ascii_case("websocket")) {
+        return Err(HandshakeError::ProtocolNotWebSocket);
+    }
+    check_host(headers, false)?;
+    // RFC 8441 §5 keeps Sec-WebSocket-Version; RFC 6455 §4.2.2 / §4.4: 13, else 426.
+    let mut versions = headers.get_all("sec-websocket-version");
+    match (versions.next(), versions.next()) {
+        (Some(v), None) if trim(v) == b"13" => {}
+        _ => return Err(HandshakeError::UnsupportedVersion),
+    }
+    check_protocol_list(headers)
+}
+
 /// Writes the 101 response accepting a request with key `key` (RFC 6455
 /// §4.2.2, server step 5): the chosen subprotocol and the extensions'
 /// answer (already negotiated), then the application's header lines

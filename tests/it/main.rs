@@ -17,6 +17,8 @@ mod fuzz_harness;
 mod util;
 
 mod alloc;
+#[cfg(feature = "axum")]
+mod axum_ws;
 mod blocking;
 mod broadcast;
 mod closing;

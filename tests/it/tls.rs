@@ -18,7 +18,7 @@ use wsmachine::tls::{self, TlsAcceptor, TlsConfigError, TlsConnector};
 use wsmachine::{Accept, ClientRequest, CloseCode, Config, Connection, Event, Failure};
 
 /// A CA, and PEM files on disk for server certificates it signed (also
-/// used by `http2_client`).
+/// used by `http2_client` and `axum_ws`).
 pub(crate) struct Pki {
     ca: CertificateDer<'static>,
     issuer: Issuer<'static, KeyPair>,
@@ -50,7 +50,7 @@ impl Pki {
 
     /// A server certificate for `names` (DNS names or IP literals), as
     /// (chain file, key file).
-    fn server_files(&self, file: &str, names: &[&str]) -> (PathBuf, PathBuf) {
+    pub(crate) fn server_files(&self, file: &str, names: &[&str]) -> (PathBuf, PathBuf) {
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let mut params = CertificateParams::new(names).unwrap();
         params
