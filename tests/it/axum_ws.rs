@@ -9,7 +9,7 @@
 
 #[path = "../../examples/axum_echo.rs"]
 #[allow(dead_code)]
-mod example;
+pub(crate) mod example;
 
 #[path = "../../examples/axum_chat.rs"]
 #[allow(dead_code)]

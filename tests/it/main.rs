@@ -47,6 +47,8 @@ mod origin;
 mod properties;
 mod proxy;
 mod receive_path;
+#[cfg(all(feature = "axum", feature = "http2"))]
+mod rfc8441_both;
 #[cfg(feature = "rustls")]
 mod tls;
 #[cfg(feature = "tokio")]
