@@ -51,8 +51,8 @@ echo "interop: $("$VENV/bin/python" -c 'import websockets; print("websockets", w
 
 cd "$ROOT"
 WSMACHINE_INTEROP_PYTHON="$VENV/bin/python" timeout -k 10 600 \
-  cargo test --test it deflate_interop:: -- --nocapture --test-threads 1
+  cargo test --test it deflate_interop:: -- --include-ignored --nocapture --test-threads 1
 # TLS (wss://) both ways with Python's ssl module: tests/it/tls.rs, python_tls_*.
 WSMACHINE_INTEROP_PYTHON="$VENV/bin/python" timeout -k 10 600 \
-  cargo test --features rustls --test it tls::python_tls -- --nocapture --test-threads 1
+  cargo test --features rustls --test it tls::python_tls -- --include-ignored --nocapture --test-threads 1
 echo "interop: PASSED (Python websockets <-> wsmachine, permessage-deflate and TLS, both directions)"

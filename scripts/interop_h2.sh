@@ -103,5 +103,5 @@ log "examples/client.rs --http2 <-> Python h2 server: OK ($(head -n 1 "$WORK/cli
 
 # 2. The library, both directions.
 WSMACHINE_INTEROP_H2_PYTHON="$PY" timeout -k 10 600 \
-  cargo test --features http2 --test it http2_client::python_ -- --nocapture --test-threads 1
+  cargo test --features http2 --test it http2_client::python_ -- --include-ignored --nocapture --test-threads 1
 log "PASSED (Python h2 <-> wsmachine over HTTP/2, RFC 8441, both directions)"
