@@ -397,13 +397,20 @@ impl<S: Transport> WebSocket<S> {
             }
             // Header and payload chunks in one vectored write: no small
             // header segment left waiting on Nagle and a delayed ACK.
-            let mut slices = [io::IoSlice::new(&[]); 16];
-            let mut count = 0;
-            for (slot, chunk) in slices.iter_mut().zip(self.conn.output_chunks()) {
-                *slot = io::IoSlice::new(chunk);
-                count += 1;
-            }
-            match self.stream.write_vectored(&slices[..count]) {
+            let front = self.conn.pending_output();
+            let written = if front.len() == self.conn.buffered_amount() {
+                // One chunk: a plain write, no slice array to fill.
+                self.stream.write(front)
+            } else {
+                let mut slices = [io::IoSlice::new(&[]); 16];
+                let mut count = 0;
+                for (slot, chunk) in slices.iter_mut().zip(self.conn.output_chunks()) {
+                    *slot = io::IoSlice::new(chunk);
+                    count += 1;
+                }
+                self.stream.write_vectored(&slices[..count])
+            };
+            match written {
                 Ok(0) => return Err(self.transport_failed(io::Error::from(ErrorKind::WriteZero))),
                 Ok(n) => {
                     self.conn.consume_output(n);

@@ -105,7 +105,7 @@ pub use crate::driver::{DEFAULT_HIGH_WATER_MARK, Decision, Error};
 const READ_CHUNK: usize = 64 << 10;
 
 /// Most chunks handed to one vectored write.
-const MAX_IO_SLICES: usize = 64;
+const MAX_IO_SLICES: usize = 16;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -285,7 +285,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             if self.transport_done {
                 return Poll::Ready(Err(Error::Closed));
             }
-            let result = if self.io.is_write_vectored() {
+            let front = self.conn.pending_output();
+            let result = if front.len() == self.conn.buffered_amount() || !self.io.is_write_vectored() {
+                // One chunk (most small messages: header and payload in one
+                // buffer): a plain write, no slice array to fill.
+                Pin::new(&mut self.io).poll_write(cx, front)
+            } else {
                 let mut slices = [IoSlice::new(&[]); MAX_IO_SLICES];
                 let mut n = 0;
                 for (slot, chunk) in slices.iter_mut().zip(self.conn.output_chunks()) {
@@ -293,8 +298,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                     n += 1;
                 }
                 Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n])
-            } else {
-                Pin::new(&mut self.io).poll_write(cx, self.conn.pending_output())
             };
             match ready!(result) {
                 Ok(0) => return Poll::Ready(Err(self.transport_failed(ErrorKind::WriteZero.into()))),

@@ -22,6 +22,10 @@ pub(crate) struct Output {
     tail: BytesMut,
     /// Total bytes queued in `chunks` and `tail`.
     len: usize,
+    /// `tail` no longer starts at its allocation's start (part of it was
+    /// split off or written), so its capacity no longer tells the size of
+    /// the allocation it holds.
+    tail_moved: bool,
 }
 
 impl Output {
@@ -44,6 +48,7 @@ impl Output {
         }
         if !self.tail.is_empty() {
             self.chunks.push_back(self.tail.split().freeze());
+            self.tail_moved = true;
         }
         self.len += chunk.len();
         self.chunks.push_back(chunk);
@@ -75,6 +80,7 @@ impl Output {
     /// its size (none when empty), the chunk list is trimmed.
     pub(crate) fn shrink(&mut self) {
         self.tail = shrunk(&self.tail);
+        self.tail_moved = false;
         self.chunks.shrink_to_fit();
     }
 
@@ -93,16 +99,24 @@ impl Output {
                     c.advance(n);
                     n = 0;
                 }
+                None if n == self.tail.len() => {
+                    // All of it written: the buffer is reused from where it
+                    // starts (no shifting, no reclaiming).
+                    self.tail.clear();
+                    n = 0;
+                }
                 None => {
                     self.tail.advance(n);
+                    self.tail_moved = true;
                     n = 0;
                 }
             }
         }
-        if self.len == 0 && self.tail.is_empty() {
+        if self.len == 0 && (self.tail_moved || self.tail.capacity() > KEEP_IDLE) {
             self.tail.clear();
+            self.tail_moved = false;
             // (`try_reclaim` sees the whole allocation, not what is past the
-            // bytes just written.)
+            // bytes already split off or written.)
             if self.tail.try_reclaim(KEEP_IDLE + 1) {
                 // Drained after a large write: an idle connection goes back
                 // to a small footprint by itself.
