@@ -91,17 +91,45 @@ fn xor_words(buf: &mut [u8], key: [u8; 4]) {
 /// assert_eq!(&buf[..], [&b"ab"[..], &expected[..]].concat());
 /// ```
 pub fn extend_masked(dst: &mut BytesMut, src: &[u8], key: [u8; 4], offset: usize) {
-    if src.len() < BLOCK_LOOP_MIN {
-        // Short payloads (most messages): a copy and 8 bytes at a time in
-        // place, both in L1, beat widening the key for the block loop.
-        let start = dst.len();
-        dst.extend_from_slice(src);
-        xor_words(&mut dst[start..], rotate(key, offset));
-        return;
-    }
-    let wide = widen(rotate(key, offset));
     dst.reserve(src.len());
     let spare = &mut dst.spare_capacity_mut()[..src.len()];
+    if src.len() < BLOCK_LOOP_MIN {
+        // Short payloads (most messages): 8 bytes at a time, no key
+        // widening, no call to `memcpy`.
+        mask_into_words(spare, src, rotate(key, offset));
+    } else {
+        mask_into_blocks(spare, src, key, offset);
+    }
+    let len = dst.len() + src.len();
+    // SAFETY: `reserve` made room for `src.len()` bytes and both masking
+    // loops initialize every byte of `spare`, which is exactly the first
+    // `src.len()` bytes of the spare capacity, so the new length covers only
+    // initialized bytes.
+    unsafe { dst.set_len(len) };
+}
+
+/// Writes `src` XORed with `key` (from key position 0) into `dst` (same
+/// length), 8 bytes at a time, initializing all of it.
+#[inline(always)]
+fn mask_into_words(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]) {
+    let word = u64::from_ne_bytes([key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]]);
+    let mut d = dst.chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (db, sb) in (&mut d).zip(&mut s) {
+        let v = u64::from_ne_bytes([sb[0], sb[1], sb[2], sb[3], sb[4], sb[5], sb[6], sb[7]]) ^ word;
+        for (o, b) in db.iter_mut().zip(v.to_ne_bytes()) {
+            *o = MaybeUninit::new(b);
+        }
+    }
+    for ((o, i), k) in d.into_remainder().iter_mut().zip(s.remainder()).zip(key.iter().cycle()) {
+        *o = MaybeUninit::new(*i ^ *k);
+    }
+}
+
+/// The block loop of [`extend_masked`], with AVX2 where the CPU has it.
+#[inline]
+fn mask_into_blocks(spare: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4], offset: usize) {
+    let wide = widen(rotate(key, offset));
     #[cfg(all(feature = "std", any(target_arch = "x86", target_arch = "x86_64"), not(miri)))]
     if src.len() >= BLOCK && std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above), the only
@@ -112,12 +140,6 @@ pub fn extend_masked(dst: &mut BytesMut, src: &[u8], key: [u8; 4], offset: usize
     }
     #[cfg(not(all(feature = "std", any(target_arch = "x86", target_arch = "x86_64"), not(miri))))]
     mask_into(spare, src, &wide);
-    let len = dst.len() + src.len();
-    // SAFETY: `reserve` made room for `src.len()` bytes and `mask_into`
-    // initialized every byte of `spare`, which is exactly the first
-    // `src.len()` bytes of the spare capacity, so the new length covers only
-    // initialized bytes.
-    unsafe { dst.set_len(len) };
 }
 
 /// Writes `src` XORed with the key repeated in `wide` into `dst` (same
