@@ -85,7 +85,7 @@ pub enum Error {
     /// not enable extended CONNECT (RFC 8441 §3). `http2::connect` falls
     /// back to HTTP/1.1 instead; `Http2Connection` reports this.
     #[cfg(feature = "http2")]
-    Http2Unsupported(crate::http2::Fallback),
+    Http2Unsupported(Fallback),
 }
 
 impl core::fmt::Display for Error {
@@ -361,5 +361,37 @@ fn tunnel_done(leftover: &[u8]) -> Result<(), Error> {
         Err(Error::Proxy(crate::proxy::ProxyError::Malformed(
             "bytes after the answer, before the client spoke",
         )))
+    }
+}
+
+#[cfg(feature = "http2")]
+/// Why a WebSocket runs on HTTP/1.1 when HTTP/2 was asked for (or, from
+/// [`Http2Connection`](crate::http2::Http2Connection), why the server cannot take WebSocket over HTTP/2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fallback {
+    /// `wss://`: the server chose `http/1.1`, or no protocol, by ALPN
+    /// (RFC 7301): it does not speak HTTP/2 over TLS.
+    NoH2Alpn,
+    /// `ws://`: the server did not answer the HTTP/2 connection preface
+    /// with its SETTINGS (RFC 9113 §3.4): it does not speak h2c with prior
+    /// knowledge.
+    NoH2c,
+    /// The server speaks HTTP/2 but its SETTINGS lack
+    /// `SETTINGS_ENABLE_CONNECT_PROTOCOL = 1` (RFC 8441 §3): it does not
+    /// take extended CONNECT.
+    NoExtendedConnect,
+}
+
+#[cfg(feature = "http2")]
+impl core::fmt::Display for Fallback {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Fallback::NoH2Alpn => "the server did not choose h2 by ALPN",
+            Fallback::NoH2c => "the server did not answer the HTTP/2 preface (no h2c with prior knowledge)",
+            Fallback::NoExtendedConnect => {
+                "the server's HTTP/2 SETTINGS lack SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3)"
+            }
+        })
     }
 }

@@ -111,35 +111,9 @@ pub use h2;
 /// The ALPN protocol id of HTTP/2 over TLS (RFC 9113 §3.2).
 pub const ALPN_H2: &[u8] = b"h2";
 
-/// Why a WebSocket runs on HTTP/1.1 when HTTP/2 was asked for (or, from
-/// [`Http2Connection`], why the server cannot take WebSocket over HTTP/2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Fallback {
-    /// `wss://`: the server chose `http/1.1`, or no protocol, by ALPN
-    /// (RFC 7301): it does not speak HTTP/2 over TLS.
-    NoH2Alpn,
-    /// `ws://`: the server did not answer the HTTP/2 connection preface
-    /// with its SETTINGS (RFC 9113 §3.4): it does not speak h2c with prior
-    /// knowledge.
-    NoH2c,
-    /// The server speaks HTTP/2 but its SETTINGS lack
-    /// `SETTINGS_ENABLE_CONNECT_PROTOCOL = 1` (RFC 8441 §3): it does not
-    /// take extended CONNECT.
-    NoExtendedConnect,
-}
-
-impl fmt::Display for Fallback {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Fallback::NoH2Alpn => "the server did not choose h2 by ALPN",
-            Fallback::NoH2c => "the server did not answer the HTTP/2 preface (no h2c with prior knowledge)",
-            Fallback::NoExtendedConnect => {
-                "the server's HTTP/2 SETTINGS lack SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3)"
-            }
-        })
-    }
-}
+/// Why a WebSocket runs on HTTP/1.1 when HTTP/2 was asked for (defined
+/// with the drivers' shared [`Error`], which carries it).
+pub use crate::driver::Fallback;
 
 /// An HTTP/2 stream (its send and receive halves) as an `AsyncRead +
 /// AsyncWrite` byte stream, with HTTP/2 flow control mapped onto the
