@@ -87,7 +87,7 @@
 //! # Ok(()) }
 //! ```
 
-use crate::driver::{ConnectOptions, Error, tcp_target, tls_or_io};
+use crate::driver::{ConnectOptions, Error, tls_or_io};
 use crate::handshake::{Header, Headers};
 use crate::tokio::{MaybeTlsStream, WebSocketStream};
 use crate::{ClientRequest, Config, Connection, Failure, Response};
@@ -661,22 +661,8 @@ async fn connect_transport(
     options: &ConnectOptions,
     h2: bool,
 ) -> Result<MaybeTlsStream, Error> {
-    let config = &options.config;
-    let (host, port) = tcp_target(request)?;
-    let connecting = async {
-        let Some(proxy) = &options.proxy else {
-            return Ok(TcpStream::connect((host.as_str(), port)).await?);
-        };
-        let proxy_host = proxy.host.trim_start_matches('[').trim_end_matches(']');
-        let mut stream = TcpStream::connect((proxy_host, proxy.port)).await?;
-        crate::driver::tunnel_async(&mut stream, proxy, request.host(), port).await?;
-        Ok::<_, Error>(stream)
-    };
-    let tcp = match ::tokio::time::timeout(config.handshake_timeout, connecting).await {
-        Ok(connected) => connected?,
-        Err(_) => return Err(timed_out("connecting")),
-    };
-    let _ = tcp.set_nodelay(true);
+    let (host, tcp) =
+        crate::tokio::connect_tcp(request, options.proxy.as_ref(), options.config.handshake_timeout).await?;
     if !request.is_secure() {
         return Ok(MaybeTlsStream::Plain(tcp));
     }

@@ -897,14 +897,14 @@ fn timed_out(what: &str) -> Error {
     Error::Io(io::Error::new(ErrorKind::TimedOut, std::format!("{what} timed out")))
 }
 
-/// Connects over TCP (and TLS for `wss://`) and runs the handshake.
-async fn open(
-    request: ClientRequest,
-    config: Config,
+/// The TCP connection to `request`'s server (or through `proxy`'s tunnel to
+/// it), within `timeout`, with `TCP_NODELAY`; and the host to verify TLS for.
+pub(crate) async fn connect_tcp(
+    request: &ClientRequest,
     proxy: Option<&crate::proxy::Proxy>,
-    tls: Option<&Tls>,
-) -> Result<(WebSocketStream<MaybeTlsStream>, Box<Response>), Error> {
-    let (host, port) = tcp_target(&request)?;
+    timeout: core::time::Duration,
+) -> Result<(std::string::String, TcpStream), Error> {
+    let (host, port) = tcp_target(request)?;
     let connecting = async {
         let Some(proxy) = proxy else {
             return Ok(TcpStream::connect((host.as_str(), port)).await?);
@@ -914,11 +914,22 @@ async fn open(
         crate::driver::tunnel_async(&mut stream, proxy, request.host(), port).await?;
         Ok::<_, Error>(stream)
     };
-    let tcp = match ::tokio::time::timeout(config.handshake_timeout, connecting).await {
+    let tcp = match ::tokio::time::timeout(timeout, connecting).await {
         Ok(connected) => connected?,
         Err(_) => return Err(timed_out("connecting")),
     };
     let _ = tcp.set_nodelay(true);
+    Ok((host, tcp))
+}
+
+/// Connects over TCP (and TLS for `wss://`) and runs the handshake.
+async fn open(
+    request: ClientRequest,
+    config: Config,
+    proxy: Option<&crate::proxy::Proxy>,
+    tls: Option<&Tls>,
+) -> Result<(WebSocketStream<MaybeTlsStream>, Box<Response>), Error> {
+    let (host, tcp) = connect_tcp(&request, proxy, config.handshake_timeout).await?;
     let stream = if request.is_secure() {
         tls_client(tcp, &host, &config, tls).await?
     } else {
