@@ -224,6 +224,7 @@ impl Connection {
 
     /// Bytes queued for the transport and not yet consumed
     /// (`WebSocket.bufferedAmount`).
+    #[inline]
     pub fn buffered_amount(&self) -> usize {
         self.out.len()
     }
@@ -274,6 +275,7 @@ impl Connection {
     /// assert_eq!(wire, b"\x81\x02hi");
     /// # Ok::<(), wsmachine::Error>(())
     /// ```
+    #[inline]
     pub fn pending_output(&self) -> &[u8] {
         self.out.front()
     }
@@ -286,6 +288,7 @@ impl Connection {
 
     /// Marks `n` bytes of output as written to the transport (`n` past
     /// what is queued is clamped).
+    #[inline]
     pub fn consume_output(&mut self, n: usize) {
         self.out.consume(n);
         if self.out.len() == 0 {

@@ -6,6 +6,7 @@
 //! can write header and payload with one vectored write.
 
 use alloc::collections::VecDeque;
+use crate::wire::frame::MAX_HEADER_LEN;
 use bytes::{Buf, Bytes, BytesMut};
 
 /// Most spare output capacity kept once everything is written: enough for
@@ -35,10 +36,19 @@ impl Output {
         self.len += data.len();
     }
 
-    /// Appends `data` masked with `key`, in one pass (no zero-filling first).
-    pub(crate) fn extend_masked(&mut self, data: &[u8], key: [u8; 4]) {
-        crate::wire::mask::extend_masked(&mut self.tail, data, key, 0);
-        self.len += data.len();
+    /// Appends a frame: the first `head_len` bytes of `head`, then `payload`
+    /// (masked with `key` when there is one), with one reservation and no
+    /// zero-filling.
+    #[inline]
+    pub(crate) fn extend_frame(
+        &mut self,
+        head: &[u8; MAX_HEADER_LEN],
+        head_len: usize,
+        payload: &[u8],
+        key: Option<[u8; 4]>,
+    ) {
+        crate::wire::mask::extend_frame(&mut self.tail, head, head_len, payload, key);
+        self.len += head_len + payload.len();
     }
 
     /// Appends `chunk` without copying it.
@@ -55,11 +65,13 @@ impl Output {
     }
 
     /// Bytes queued.
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.len
     }
 
     /// The oldest queued bytes (empty when nothing is queued).
+    #[inline]
     pub(crate) fn front(&self) -> &[u8] {
         match self.chunks.front() {
             Some(c) => c,
@@ -86,7 +98,15 @@ impl Output {
 
     /// Marks the first `n` queued bytes as written. `n` larger than what is
     /// queued is clamped.
+    #[inline]
     pub(crate) fn consume(&mut self, mut n: usize) {
+        if n >= self.len && self.chunks.is_empty() && !self.tail_moved && self.tail.capacity() <= KEEP_IDLE {
+            // The common case, everything written from one small buffer:
+            // it is reused from its start.
+            self.tail.clear();
+            self.len = 0;
+            return;
+        }
         n = n.min(self.len);
         self.len -= n;
         while n > 0 {

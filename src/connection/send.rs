@@ -84,6 +84,7 @@ impl Connection {
         }
     }
 
+    #[inline]
     fn send_slice(&mut self, opcode: OpCode, payload: &[u8], compression: Compression) -> Result<(), Error> {
         if self.wants_encoding(payload.len(), compression) {
             return self.send_encoded(opcode, payload, true);
@@ -95,6 +96,7 @@ impl Connection {
 
     /// Whether a message of `len` bytes goes out transformed by the
     /// extension in use.
+    #[inline]
     pub(super) fn wants_encoding(&self, len: usize, compression: Compression) -> bool {
         match &self.extension {
             None => false,
@@ -132,23 +134,30 @@ impl Connection {
     /// Under [`Backpressure::Close`] a frame that does not fit gives the
     /// connection up (1008): the output is dropped, since a peer that does
     /// not read would take neither it nor a close frame behind it.
+    #[inline]
     pub(crate) fn check_room(&mut self, payload_len: usize) -> Result<(), Error> {
         let (buffered, limit) = (self.out.len(), self.config.max_output_buffer);
         if payload_len.saturating_add(MAX_HEADER_LEN).saturating_add(buffered) > limit {
-            if self.config.backpressure == Backpressure::Close && self.life.state() != ReadyState::Closed {
-                self.drop_output();
-                self.apply(Transition::Failed(
-                    Failure::OutputFull { buffered, limit },
-                    CloseInfo {
-                        code: CloseCode::POLICY_VIOLATION,
-                        reason: "output buffer full".into(),
-                        was_clean: false,
-                    },
-                ));
-            }
-            return Err(Error::OutputFull { buffered, limit });
+            return Err(self.output_full(buffered, limit));
         }
         Ok(())
+    }
+
+    /// [`Connection::check_room`] found no room.
+    #[cold]
+    fn output_full(&mut self, buffered: usize, limit: usize) -> Error {
+        if self.config.backpressure == Backpressure::Close && self.life.state() != ReadyState::Closed {
+            self.drop_output();
+            self.apply(Transition::Failed(
+                Failure::OutputFull { buffered, limit },
+                CloseInfo {
+                    code: CloseCode::POLICY_VIOLATION,
+                    reason: "output buffer full".into(),
+                    was_clean: false,
+                },
+            ));
+        }
+        Error::OutputFull { buffered, limit }
     }
 
     /// Drops everything queued for the transport (and a waiting pong): the
@@ -171,8 +180,18 @@ impl Connection {
         }
     }
 
-    /// Queues the waiting automatic pong, if any.
+    /// Queues the waiting automatic pong, if any. Called before every
+    /// frame and whenever the output drains, so the common case (no pong
+    /// waits) is one inlined test.
+    #[inline]
     pub(crate) fn flush_pong(&mut self) {
+        if self.pending_pong.is_some() {
+            self.write_pending_pong();
+        }
+    }
+
+    #[cold]
+    fn write_pending_pong(&mut self) {
         if let Some(payload) = self.pending_pong.take() {
             if !self.life.close_sent() && self.life.state() != ReadyState::Closed {
                 self.write_frame(OpCode::Pong, true, &payload);
@@ -180,6 +199,7 @@ impl Connection {
         }
     }
 
+    #[inline]
     fn check_can_send_data(&self) -> Result<(), Error> {
         match self.life.state() {
             ReadyState::Open => Ok(()),
@@ -188,6 +208,7 @@ impl Connection {
     }
 
     /// A whole message may be sent: OPEN, and no fragmented message unfinished.
+    #[inline]
     pub(super) fn check_can_send_message(&self) -> Result<(), Error> {
         self.check_can_send_data()?;
         if self.sending.is_some() {
@@ -343,6 +364,7 @@ impl Connection {
         self.write_frame(OpCode::Close, true, &payload[..n]);
     }
 
+    #[inline]
     fn header(
         &mut self,
         opcode: OpCode,
@@ -373,17 +395,15 @@ impl Connection {
 
     /// Queues one frame, copying (and for a client masking) the payload in
     /// one pass.
+    #[inline]
     pub(crate) fn write_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) {
         let (head, n, mask) = self.header(opcode, fin, 0, payload.len());
-        self.out.extend(&head[..n]);
-        match mask {
-            Some(key) => self.out.extend_masked(payload, key),
-            None => self.out.extend(payload),
-        }
+        self.out.extend_frame(&head, n, payload, mask);
     }
 
     /// Queues one frame whose payload is already a `Bytes`: a server hands
     /// large payloads to the transport without copying.
+    #[inline]
     fn write_frame_owned(&mut self, opcode: OpCode, fin: bool, payload: Bytes) {
         if self.role == Role::Client || payload.len() < COPY_BELOW {
             return self.write_frame(opcode, fin, &payload);
@@ -411,14 +431,11 @@ impl Connection {
     /// chunk, uncopied.
     fn write_frame_vec(&mut self, opcode: OpCode, fin: bool, rsv: u8, mut payload: Vec<u8>) {
         let (head, n, mask) = self.header(opcode, fin, rsv, payload.len());
-        self.out.extend(&head[..n]);
         if payload.len() < COPY_BELOW {
-            match mask {
-                Some(key) => self.out.extend_masked(&payload, key),
-                None => self.out.extend(&payload),
-            }
+            self.out.extend_frame(&head, n, &payload, mask);
             return;
         }
+        self.out.extend(&head[..n]);
         if let Some(key) = mask {
             crate::wire::mask::apply_mask(&mut payload, key, 0);
         }

@@ -90,6 +90,7 @@ pub struct FrameHeader {
 
 impl FrameHeader {
     /// A header for a frame with no RSV bits.
+    #[inline]
     pub fn new(fin: bool, opcode: OpCode, mask: Option<[u8; 4]>, payload_len: u64) -> Self {
         FrameHeader {
             fin,
@@ -104,11 +105,13 @@ impl FrameHeader {
 
     /// The RSV bits as a mask (RSV1 = `0b100`, RSV2 = `0b010`, RSV3 =
     /// `0b001`), the form extensions claim them in.
+    #[inline]
     pub fn rsv(&self) -> u8 {
         (u8::from(self.rsv1) << 2) | (u8::from(self.rsv2) << 1) | u8::from(self.rsv3)
     }
 
     /// Sets the RSV bits from a mask (see [`FrameHeader::rsv`]).
+    #[inline]
     pub fn set_rsv(&mut self, rsv: u8) {
         self.rsv1 = rsv & 0b100 != 0;
         self.rsv2 = rsv & 0b010 != 0;
@@ -194,6 +197,7 @@ impl FrameHeader {
     /// A `payload_len` above 2^63 - 1 is not representable; it is written
     /// with the top bit cleared, so callers must not pass one (the connection
     /// never does).
+    #[inline]
     pub fn encode(&self, out: &mut [u8; MAX_HEADER_LEN]) -> usize {
         out[0] = (u8::from(self.fin) << 7)
             | (u8::from(self.rsv1) << 6)

@@ -15,6 +15,7 @@
 
 #![allow(unsafe_code)]
 
+use super::frame::MAX_HEADER_LEN;
 use bytes::BytesMut;
 use core::mem::MaybeUninit;
 
@@ -105,6 +106,47 @@ pub fn extend_masked(dst: &mut BytesMut, src: &[u8], key: [u8; 4], offset: usize
     // loops initialize every byte of `spare`, which is exactly the first
     // `src.len()` bytes of the spare capacity, so the new length covers only
     // initialized bytes.
+    unsafe { dst.set_len(len) };
+}
+
+/// Appends one frame to `dst`: the first `head_len` bytes of `head`, then
+/// `payload`, masked with `key` when there is one (a client's frame,
+/// RFC 6455 §5.3). One reservation, every byte written once, straight into
+/// the spare capacity: the cost of a small send is mostly this.
+pub(crate) fn extend_frame(
+    dst: &mut BytesMut,
+    head: &[u8; MAX_HEADER_LEN],
+    head_len: usize,
+    payload: &[u8],
+    key: Option<[u8; 4]>,
+) {
+    let head_len = head_len.min(MAX_HEADER_LEN);
+    // (A slice is at most `isize::MAX` bytes: this cannot overflow.)
+    dst.reserve(MAX_HEADER_LEN + payload.len());
+    let spare = dst.spare_capacity_mut();
+    // The whole header array, a fixed-size copy; the payload then starts at
+    // `head_len`, over the bytes of it that are not part of this header.
+    for (d, s) in spare[..MAX_HEADER_LEN].iter_mut().zip(head) {
+        *d = MaybeUninit::new(*s);
+    }
+    let body = &mut spare[head_len..head_len + payload.len()];
+    match key {
+        Some(key) if payload.len() < BLOCK_LOOP_MIN => mask_into_words(body, payload, key),
+        Some(key) => mask_into_blocks(body, payload, key, 0),
+        // SAFETY: `body` is exactly `payload.len()` bytes of `dst`'s spare
+        // capacity, which `payload` (a shared borrow of other memory: `dst`
+        // is borrowed mutably here) cannot overlap; a `MaybeUninit<u8>` has
+        // the layout of a `u8`.
+        None => unsafe {
+            core::ptr::copy_nonoverlapping(payload.as_ptr(), body.as_mut_ptr().cast::<u8>(), payload.len());
+        },
+    }
+    let len = dst.len() + head_len + payload.len();
+    // SAFETY: `reserve` made room for `MAX_HEADER_LEN + payload.len()`
+    // bytes (`head_len` is at most `MAX_HEADER_LEN`); the first `head_len`
+    // of them were written from `head` and the `payload.len()` after them
+    // by the copy or the masking loops (both initialize all of `body`), so
+    // the new length covers only initialized bytes.
     unsafe { dst.set_len(len) };
 }
 
@@ -242,6 +284,35 @@ mod tests {
                 naive(&mut expected, key, offset);
                 assert_eq!(&grown[..2], b"xy");
                 assert_eq!(&grown[2..], &expected[..], "extend_masked len {len} offset {offset}");
+            }
+        }
+    }
+
+    // A frame appended in one pass is its header's first bytes, then the
+    // payload (RFC 6455 §5.3: masked from key position 0 when a key is given),
+    // after what the buffer held, at every header length and across the
+    // short and block paths.
+    #[test]
+    fn extend_frame_appends_header_then_payload() {
+        let key = [0x37, 0xfa, 0x21, 0x3d];
+        let lens: &[usize] = if cfg!(miri) { &[0, 1, 9, 255, 256, 300] } else { &[0, 1, 7, 8, 9, 125, 255, 256, 257, 1000, 4099] };
+        for &len in lens {
+            let payload: Vec<u8> = (0..len).map(|i| (i * 31 + 5) as u8).collect();
+            for head_len in [2, 4, 6, 10, MAX_HEADER_LEN] {
+                let mut head = [0u8; MAX_HEADER_LEN];
+                for (i, b) in head.iter_mut().enumerate() {
+                    *b = 0xa0 + i as u8;
+                }
+                for mask in [None, Some(key)] {
+                    let mut buf = BytesMut::from(&b"xyz"[..]);
+                    extend_frame(&mut buf, &head, head_len, &payload, mask);
+                    let mut body = payload.clone();
+                    if let Some(k) = mask {
+                        naive(&mut body, k, 0);
+                    }
+                    let expected = [&b"xyz"[..], &head[..head_len], &body].concat();
+                    assert_eq!(&buf[..], &expected[..], "len {len} head {head_len} mask {mask:?}");
+                }
             }
         }
     }
