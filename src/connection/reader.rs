@@ -11,6 +11,7 @@ use crate::wire::frame::{FrameError, FrameHeader, OpCode};
 use crate::wire::mask::{apply_mask, extend_masked};
 use crate::wire::utf8::{Utf8Bytes, Utf8Validator};
 use alloc::boxed::Box;
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -40,7 +41,8 @@ const RESERVE_AHEAD: usize = 16 << 20;
 /// 10-byte chat line would pin a 64 KiB read; with it, what a kept message
 /// holds is in proportion to its size: its own bytes below this, and above
 /// it at most the buffer it arrived in (its own length plus one read, which
-/// the drivers cap at 64 KiB) — under five times its size.
+/// the drivers cap at 16 KiB; their reads straight into a frame's buffer
+/// stop at the frame's end) — at most twice its size.
 pub(crate) const OWN_BELOW: usize = 16 << 10;
 
 /// The first `n` bytes of `buf` as a message's bytes: copied into their own
@@ -67,6 +69,51 @@ fn message(kind: DataKind, data: Bytes) -> Item {
     match kind {
         DataKind::Binary => Item::Binary(data),
         DataKind::Text => Item::Text(Utf8Bytes::from_validated(data)),
+    }
+}
+
+/// Items read ahead ([`Reader::receive`]), oldest first: the first in a
+/// slot of its own, so a read that brings one message (the common case of
+/// an interactive connection) allocates no queue.
+#[derive(Debug, Default)]
+struct ReadAhead {
+    first: Option<Result<Item, ProtocolError>>,
+    more: VecDeque<Result<Item, ProtocolError>>,
+    /// An error was queued: nothing after it is read ahead.
+    failed: bool,
+}
+
+impl ReadAhead {
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.more.len()
+    }
+
+    fn push(&mut self, item: Result<Item, ProtocolError>) {
+        self.failed |= item.is_err();
+        if self.first.is_none() && self.more.is_empty() {
+            self.first = Some(item);
+        } else {
+            if self.more.capacity() == 0 {
+                // Once, rather than growing in steps.
+                self.more.reserve_exact(READY_MAX - 1);
+            }
+            self.more.push_back(item);
+        }
+    }
+
+    fn pop(&mut self) -> Option<Result<Item, ProtocolError>> {
+        let item = self.first.take().or_else(|| self.more.pop_front());
+        if item.is_none() {
+            self.failed = false;
+        }
+        item
+    }
+
+    /// Gives back the queue's allocation once it is empty.
+    fn trim(&mut self) {
+        if self.more.is_empty() && self.more.capacity() > 0 {
+            self.more = VecDeque::new();
+        }
     }
 }
 
@@ -319,6 +366,52 @@ fn unmask_in(dst: &mut BytesMut, src: &[u8], key: [u8; 4], offset: usize, utf8: 
 /// ([`Ahead`]); shorter ones are copied out of the receive buffer anyway.
 const AHEAD_MIN: usize = OWN_BELOW;
 
+/// At most this many items are read ahead ([`Reader::receive`] takes short
+/// messages straight out of the bytes it is given): the queue stays small
+/// (a few KiB) however short the peer's frames; past it, input is buffered
+/// and read when the queue has drained.
+const READY_MAX: usize = 64;
+
+/// A frame's payload is read straight into its buffer
+/// ([`Reader::payload_buf`]) when at least this much of it is still to come.
+const DIRECT_MIN: usize = 4 << 10;
+
+/// The header at the start of `buf`, when it opens a whole unfragmented text
+/// or binary message that passes every check of [`Reader::start_frame`]
+/// (RFC 6455 §5.1–5.4: FIN set, no RSV bits, masked as `role` requires, a
+/// data opcode, within the frame and message limits): the message's kind,
+/// the masking key, the header's length and where the frame ends (perhaps
+/// past the end of `buf`). `None` for anything else, which takes the
+/// general path (and gets its errors reported there).
+fn plain_header(buf: &[u8], role: Role, config: &Config) -> Option<(DataKind, Option<[u8; 4]>, usize, usize)> {
+    let Ok(Some((h, header_len))) = FrameHeader::decode(buf) else {
+        return None;
+    };
+    let kind = match h.opcode {
+        OpCode::Text => DataKind::Text,
+        OpCode::Binary => DataKind::Binary,
+        _ => return None,
+    };
+    let limit = config.max_frame_size.min(config.max_message_size) as u64;
+    if !h.fin || h.rsv() != 0 || h.mask.is_some() != (role == Role::Server) || h.payload_len > limit {
+        return None;
+    }
+    // (Checked without overflow, whatever the limits.)
+    let end = usize::try_from(h.payload_len).ok()?.checked_add(header_len)?;
+    Some((kind, h.mask, header_len, end))
+}
+
+/// The payload of a short frame, unmasked as it is copied into an
+/// allocation of its own (one pass, as unmasking in place would be).
+fn own_payload(payload: &[u8], mask: Option<[u8; 4]>) -> BytesMut {
+    let mut own = BytesMut::with_capacity(payload.len());
+    match mask {
+        Some(key) => extend_masked(&mut own, payload, key, 0),
+        None => own.extend_from_slice(payload),
+    }
+    own
+}
+
 /// Receive state of an open connection.
 #[derive(Debug)]
 pub(crate) struct Reader {
@@ -332,6 +425,9 @@ pub(crate) struct Reader {
     pre_unmasked: usize,
     /// Of those, the bytes already validated, and the validator after them.
     pre_validated: Option<(usize, Utf8Validator)>,
+    /// Items read ahead of the receive buffer: they come before everything
+    /// it (and a frame started [`Ahead`]) holds.
+    ready: ReadAhead,
 }
 
 impl Reader {
@@ -343,6 +439,7 @@ impl Reader {
             ahead: None,
             pre_unmasked: 0,
             pre_validated: None,
+            ready: ReadAhead::default(),
         }
     }
 
@@ -357,6 +454,13 @@ impl Reader {
         self.ahead = None;
         self.pre_unmasked = 0;
         self.pre_validated = None;
+        self.ready = ReadAhead::default();
+    }
+
+    /// Gives back the queue of items read ahead once it is empty, so an
+    /// idle connection holds none.
+    pub(crate) fn trim(&mut self) {
+        self.ready.trim();
     }
 
     /// Bytes received and held outside the receive buffer.
@@ -379,19 +483,110 @@ impl Reader {
     /// that frame in `data` is started in a buffer of its own
     /// ([`Ahead`]), unmasked as it is copied too. The rest is appended as it
     /// came, to be unmasked in place when read.
+    ///
+    /// Short messages that follow in `data`, when nothing is buffered before
+    /// them, are read at once ([`Reader::read_short`]): copied once, from
+    /// the driver's read straight into their own allocations, rather than
+    /// into the receive buffer first and out of it after.
     pub(crate) fn receive(&mut self, buf: &mut BytesMut, data: &[u8], config: &Config) {
         if let Some(ahead) = self.ahead.as_mut() {
             ahead.extend(data);
             return;
         }
         let taken = self.absorb(buf, data);
-        let rest = &data[taken..];
+        let mut rest = &data[taken..];
         if rest.is_empty() {
             return;
+        }
+        if self.holds_complete_plain_frame(buf) && self.ready.len() < READY_MAX {
+            // The frame the buffer holds ends in `data`: read it now, so that
+            // what follows it starts with nothing buffered before it.
+            match self.next_buffered(buf, config, None) {
+                Ok(Some(item)) => self.ready.push(Ok(item)),
+                Ok(None) => {}
+                Err(e) => self.ready.push(Err(e)),
+            }
+        }
+        if buf.is_empty() && self.at_message_boundary(config) {
+            rest = self.read_short(rest, config);
+            if rest.is_empty() {
+                return;
+            }
         }
         if !self.start_ahead(buf, rest, config) {
             buf.extend_from_slice(rest);
         }
+    }
+
+    /// The buffer holds exactly the rest of the current frame, all of it
+    /// unmasked, and the frame is a whole message read the plain way (not
+    /// fragmented, streamed or decoded): reading it takes nothing else.
+    fn holds_complete_plain_frame(&self, buf: &BytesMut) -> bool {
+        let (Some(frame), Some(msg)) = (self.frame.as_ref(), self.message.as_ref()) else {
+            return false;
+        };
+        !frame.opcode.is_control()
+            && frame.fin
+            && !msg.fragmented
+            && msg.decoding.is_none()
+            && frame.remaining == buf.len() as u64
+            && frame.unmasked == buf.len()
+    }
+
+    /// No frame or message is open and nothing read ahead failed: the next
+    /// bytes start a message.
+    fn at_message_boundary(&self, config: &Config) -> bool {
+        self.frame.is_none()
+            && self.message.is_none()
+            && self.ahead.is_none()
+            && self.pre_unmasked == 0
+            && self.pre_validated.is_none()
+            && !config.streaming
+            && !self.ready.failed
+    }
+
+    /// Reads the whole short messages at the start of `data` (each checked
+    /// as [`Reader::start_frame`] would, its text validated) into the queue
+    /// of items read ahead, up to [`READY_MAX`] of them; returns the bytes
+    /// after them. Stops at anything else (a long, fragmented or control
+    /// frame, invalid text, an incomplete frame), which the general path
+    /// reads, and reports if it breaks a rule.
+    fn read_short<'d>(&mut self, mut data: &'d [u8], config: &Config) -> &'d [u8] {
+        while self.ready.len() < READY_MAX {
+            let Some((kind, mask, header_len, end)) = plain_header(data, self.role, config) else {
+                break;
+            };
+            if end > data.len() || end - header_len >= OWN_BELOW {
+                break;
+            }
+            let own = own_payload(&data[header_len..end], mask);
+            if kind == DataKind::Text && simdutf8::basic::from_utf8(&own).is_err() {
+                break;
+            }
+            self.ready.push(Ok(message(kind, own.freeze())));
+            data = &data[end..];
+        }
+        data
+    }
+
+    /// When a long frame's payload is being read and room for the rest of
+    /// it is reserved: that buffer and how many bytes of the frame are still
+    /// to come, for a driver to read straight into (at most that many
+    /// bytes). The next [`Reader::next`] unmasks them in place.
+    pub(crate) fn payload_buf<'a>(&'a mut self, buf: &'a mut BytesMut) -> Option<(&'a mut BytesMut, usize)> {
+        if let Some(ahead) = self.ahead.as_mut() {
+            let want = (ahead.header_len + ahead.payload_len).saturating_sub(ahead.buf.len());
+            let room = ahead.buf.capacity() - ahead.buf.len();
+            return (want >= DIRECT_MIN && room >= want).then_some((&mut ahead.buf, want));
+        }
+        let frame = self.frame.as_ref()?;
+        let msg = self.message.as_ref()?;
+        if frame.opcode.is_control() || msg.fragmented || msg.decoding.is_some() {
+            return None;
+        }
+        let want = usize::try_from(frame.remaining).ok()?.saturating_sub(buf.len());
+        let room = buf.capacity() - buf.len();
+        (want >= DIRECT_MIN && room >= want).then_some((buf, want))
     }
 
     /// Starts an [`Ahead`] frame with `rest` when `buf` ends exactly where a
@@ -477,7 +672,16 @@ impl Reader {
     /// Reads the next item out of `buf`: `Ok(None)` when more bytes are
     /// needed. Bytes of an incomplete frame are unmasked and validated as
     /// they arrive, so invalid text fails before its frame is complete.
-    pub(crate) fn next(
+    pub(crate) fn next(&mut self, buf: &mut BytesMut, config: &Config, ext: Ext<'_>) -> Result<Option<Item>, ProtocolError> {
+        if let Some(item) = self.ready.pop() {
+            return item.map(Some);
+        }
+        self.next_buffered(buf, config, ext)
+    }
+
+    /// [`Reader::next`] from the receive buffer (the items read ahead come
+    /// before it).
+    fn next_buffered(
         &mut self,
         buf: &mut BytesMut,
         config: &Config,
@@ -680,37 +884,17 @@ impl Reader {
     /// one go. Anything else (`Ok(None)`) takes the general path, which also
     /// reports the errors.
     fn whole_message(&mut self, buf: &mut BytesMut, config: &Config) -> Result<Option<Item>, ProtocolError> {
-        let Ok(Some((h, header_len))) = FrameHeader::decode(buf) else {
+        let Some((kind, mask, header_len, end)) = plain_header(buf, self.role, config) else {
             return Ok(None);
         };
-        let kind = match h.opcode {
-            OpCode::Text => DataKind::Text,
-            OpCode::Binary => DataKind::Binary,
-            _ => return Ok(None),
-        };
-        let limit = config.max_frame_size.min(config.max_message_size) as u64;
-        if !h.fin || h.rsv() != 0 || h.mask.is_some() != (self.role == Role::Server) || h.payload_len > limit {
-            return Ok(None);
-        }
-        // Whole frame present? (Checked without overflow, whatever the limits.)
-        let Some(end) = usize::try_from(h.payload_len)
-            .ok()
-            .and_then(|len| len.checked_add(header_len))
-        else {
-            return Ok(None);
-        };
+        // Whole frame present?
         if end > buf.len() {
             return Ok(None);
         }
         let len = end - header_len;
         if len < OWN_BELOW {
-            // A short message gets its own allocation, unmasked as it is
-            // copied (one pass, as unmasking in place would be).
-            let mut own = BytesMut::with_capacity(len);
-            match h.mask {
-                Some(key) => extend_masked(&mut own, &buf[header_len..end], key, 0),
-                None => own.extend_from_slice(&buf[header_len..end]),
-            }
+            // A short message gets its own allocation.
+            let own = own_payload(&buf[header_len..end], mask);
             if kind == DataKind::Text && simdutf8::basic::from_utf8(&own).is_err() {
                 // RFC 6455 §8.1.
                 return Err(ProtocolError::InvalidUtf8);
@@ -720,7 +904,7 @@ impl Reader {
         }
         let mut frame = buf.split_to(end);
         let payload = &mut frame[header_len..];
-        if let Some(key) = h.mask {
+        if let Some(key) = mask {
             apply_mask(payload, key, 0);
         }
         if kind == DataKind::Text && simdutf8::basic::from_utf8(payload).is_err() {

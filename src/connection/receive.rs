@@ -78,6 +78,41 @@ impl Connection {
         self.reader.tail(&mut self.inbuf)
     }
 
+    /// When a long frame's payload is being read and room for the rest of
+    /// it is already reserved (its length passed the limits): the buffer it
+    /// is read into, and how many bytes of the frame are still to come. A
+    /// driver reads at most that many bytes straight into the buffer's
+    /// spare capacity (append only, never remove), then calls
+    /// [`Connection::poll_event`], which unmasks them in place while they
+    /// are still in cache: the payload is copied once, from the transport
+    /// to its final place. `None` otherwise: pass what is read to
+    /// [`Connection::receive`].
+    ///
+    /// ```
+    /// use wsmachine::{Config, Connection, Event};
+    /// let mut conn = Connection::open_server(Config::default());
+    /// // The start of a masked 64 KiB binary frame (key 0: the payload is as sent).
+    /// let mut head = vec![0x82, 0xff, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    /// head.extend_from_slice(&[7; 1000]);
+    /// conn.receive(&head);
+    /// assert_eq!(conn.poll_event(), None);
+    /// let (buf, want) = conn.payload_buf().expect("the rest is reserved");
+    /// assert_eq!(want, 65536 - 1000);
+    /// buf.extend_from_slice(&vec![7; want]); // a transport read, in a driver
+    /// assert!(matches!(conn.poll_event(), Some(Event::Binary(b)) if b.len() == 65536));
+    /// ```
+    pub fn payload_buf(&mut self) -> Option<(&mut BytesMut, usize)> {
+        if !self.life.reads_frames() || self.life.eof() {
+            return None;
+        }
+        let before = self.received_len();
+        let target = self.reader.payload_buf(&mut self.inbuf);
+        if target.is_some() {
+            self.handed_out = Some(before);
+        }
+        target
+    }
+
     /// Bytes received and not yet read.
     fn received_len(&self) -> usize {
         self.inbuf.len() + self.reader.held_ahead()
@@ -185,6 +220,7 @@ impl Connection {
             // The next input allocates what it needs.
             self.inbuf = BytesMut::new();
         }
+        self.reader.trim();
     }
 
     fn read_frames(&mut self) {

@@ -1,9 +1,12 @@
-//! The receive path with long frames back to back: a long frame whose header
+//! The receive path's shortcuts (`reader.rs`): a long frame whose header
 //! arrives in the same read as the end of the frame before is started in a
-//! buffer of its own and unmasked as it is copied in (`reader.rs`, `Ahead`).
-//! Whatever the read sizes, whichever input call (`receive` or
-//! `receive_buf`), the messages are the ones sent (RFC 6455 §5.2, §5.3),
-//! and every rule still holds for such a frame.
+//! buffer of its own and unmasked as it is copied in (`Ahead`); short
+//! messages are taken straight out of the bytes given to `receive` into a
+//! queue read ahead of the buffer (`ReadAhead`); a long frame's payload can
+//! be read straight into its buffer (`payload_buf`). Whatever the read
+//! sizes, whichever input call (`receive`, `receive_buf` or `payload_buf`),
+//! the events are the ones sent, in order (RFC 6455 §5.2, §5.3), and every
+//! rule still holds.
 
 use crate::util::*;
 use proptest::prelude::*;
@@ -51,23 +54,48 @@ fn wire(sent: &[Sent]) -> Vec<u8> {
     out
 }
 
+/// How a test read hands its bytes to the machine.
+#[derive(Clone, Copy, Debug)]
+enum Input {
+    /// `receive`.
+    Receive,
+    /// Appended through `receive_buf`.
+    ReceiveBuf,
+    /// Into `payload_buf` (at most what it says is due) when it offers a
+    /// buffer, as the tokio driver reads; else `receive`.
+    PayloadBuf,
+}
+
+fn arb_input() -> impl Strategy<Value = Input> {
+    prop_oneof![Just(Input::Receive), Just(Input::ReceiveBuf), Just(Input::PayloadBuf)]
+}
+
 /// Feeds `bytes` in reads whose sizes cycle through `reads`, each through
-/// `receive` or, when its flag says so, appended through `receive_buf`.
-fn feed_reads(conn: &mut Connection, bytes: &[u8], reads: &[(usize, bool)]) -> Vec<Event> {
+/// the input call it names.
+fn feed_reads(conn: &mut Connection, bytes: &[u8], reads: &[(usize, Input)]) -> Vec<Event> {
     let mut seen = Vec::new();
     let mut rest = bytes;
     let mut i = 0;
     while !rest.is_empty() {
-        let (n, direct) = reads[i % reads.len()];
+        let (n, input) = reads[i % reads.len()];
         i += 1;
-        let (a, b) = rest.split_at(n.clamp(1, rest.len()));
-        if direct {
-            conn.receive_buf().extend_from_slice(a);
-        } else {
-            conn.receive(a);
+        let mut n = n.clamp(1, rest.len());
+        match input {
+            Input::Receive => conn.receive(&rest[..n]),
+            Input::ReceiveBuf => conn.receive_buf().extend_from_slice(&rest[..n]),
+            Input::PayloadBuf => match conn.payload_buf() {
+                Some((buf, due)) => {
+                    assert!(due > 0, "a payload buffer with nothing due");
+                    n = n.min(due);
+                    let room = buf.capacity() - buf.len();
+                    buf.extend_from_slice(&rest[..n]);
+                    assert!(n <= room, "payload_buf offered {room} bytes of room for {due} due");
+                }
+                None => conn.receive(&rest[..n]),
+            },
         }
         seen.extend(events(conn));
-        rest = b;
+        rest = &rest[n..];
     }
     seen
 }
@@ -84,13 +112,24 @@ fn check(sent: &[Sent], seen: &[Event]) {
     }
 }
 
-fn arb_reads() -> impl Strategy<Value = Vec<(usize, bool)>> {
+fn arb_reads() -> impl Strategy<Value = Vec<(usize, Input)>> {
     prop_oneof![
-        Just(vec![(64 << 10, false)]),
-        Just(vec![(128 << 10, false)]),
-        Just(vec![(64 << 10, true)]),
-        proptest::collection::vec((1usize..(80 << 10), any::<bool>()), 1..6),
-        proptest::collection::vec((1usize..40, any::<bool>()), 1..4),
+        Just(vec![(64 << 10, Input::Receive)]),
+        Just(vec![(128 << 10, Input::Receive)]),
+        Just(vec![(16 << 10, Input::PayloadBuf)]),
+        Just(vec![(64 << 10, Input::ReceiveBuf)]),
+        proptest::collection::vec((1usize..(80 << 10), arb_input()), 1..6),
+        proptest::collection::vec((1usize..40, arb_input()), 1..4),
+    ]
+}
+
+/// Mostly short messages, many to a read (more than are ever read ahead at
+/// once), with long ones and pings among them.
+fn arb_short_sent() -> impl Strategy<Value = Sent> {
+    prop_oneof![
+        6 => (0usize..300, any::<u8>()).prop_map(|(n, seed)| Sent::Binary(vec![seed; n])),
+        3 => (0usize..300).prop_map(|n| Sent::Text("é".repeat(n / 2))),
+        1 => arb_sent(),
     ]
 }
 
@@ -106,6 +145,93 @@ proptest! {
         let seen = feed_reads(&mut conn, &wire(&sent), &reads);
         check(&sent, &seen);
     }
+
+    #[test]
+    fn many_short_messages_to_a_read_arrive_intact_and_in_order(
+        sent in proptest::collection::vec(arb_short_sent(), 1..200),
+        reads in arb_reads(),
+    ) {
+        let mut conn = open(Role::Server, Config::default());
+        let seen = feed_reads(&mut conn, &wire(&sent), &reads);
+        check(&sent, &seen);
+    }
+}
+
+// Short messages read ahead come before anything behind them: invalid text
+// among them (RFC 6455 §8.1: 1007) is reported after exactly the messages
+// before it, and nothing after it is delivered; a ping among them is
+// reported in its place.
+#[test]
+fn an_error_among_short_messages_ends_them_in_order() {
+    let mut bytes = Vec::new();
+    for i in 0..100u8 {
+        bytes.extend(raw_frame(true, 0, OP_BINARY, Some(KEY), &[i; 10]));
+    }
+    bytes.extend(raw_frame(true, 0, OP_PING, Some(KEY), b"p"));
+    bytes.extend(raw_frame(true, 0, OP_TEXT, Some(KEY), b"ok \xFF bad"));
+    for i in 0..20u8 {
+        bytes.extend(raw_frame(true, 0, OP_BINARY, Some(KEY), &[i; 10]));
+    }
+    for reads in [vec![(1 << 20, Input::Receive)], vec![(100, Input::Receive)], vec![(7, Input::PayloadBuf)]] {
+        let mut conn = open(Role::Server, Config::default());
+        let seen = feed_reads(&mut conn, &bytes, &reads);
+        for (i, e) in seen[..100].iter().enumerate() {
+            assert!(matches!(e, Event::Binary(b) if b[..] == [i as u8; 10]), "{reads:?} {i}: {e:?}");
+        }
+        assert!(matches!(&seen[100], Event::Ping(p) if &p[..] == b"p"), "{:?}", &seen[100]);
+        assert!(
+            matches!(&seen[101], Event::Error(Failure::Protocol(ProtocolError::InvalidUtf8))),
+            "{reads:?}: {:?}",
+            &seen[101..]
+        );
+        assert!(matches!(&seen[102], Event::Closed(_)), "{:?}", &seen[102..]);
+        assert_eq!(seen.len(), 103, "{reads:?}: nothing after CLOSED");
+    }
+}
+
+// Nothing is read after CLOSED (RFC 6455 §7.1.7): messages read ahead but not
+// yet polled are dropped when the connection closes, here when our close
+// gets no answer in time.
+#[test]
+fn messages_read_ahead_are_dropped_at_closed() {
+    let mut bytes = Vec::new();
+    for i in 0..10u8 {
+        bytes.extend(raw_frame(true, 0, OP_BINARY, Some(KEY), &[i; 5]));
+    }
+    let config = Config {
+        close_timeout: core::time::Duration::from_secs(1),
+        ..Config::default()
+    };
+    let mut conn = open(Role::Server, config);
+    conn.receive(&bytes);
+    assert!(matches!(conn.poll_event(), Some(Event::Binary(b)) if b[..] == [0; 5]));
+    conn.close(wsmachine::CloseCode::NORMAL, "").unwrap();
+    conn.handle_timeout(wsmachine::Instant::from_millis(0));
+    conn.handle_timeout(wsmachine::Instant::from_millis(5_000));
+    let rest = events(&mut conn);
+    assert!(
+        matches!(&rest[..], [Event::Error(Failure::CloseTimeout), Event::Closed(_)]),
+        "{rest:?}"
+    );
+}
+
+// RFC 6455 §8.1 holds for a text frame read straight into its buffer
+// (`payload_buf`): the bad byte fails the connection with 1007 as soon as
+// the piece holding it is read, before the frame is complete.
+#[test]
+fn invalid_text_read_into_the_payload_buffer_is_1007() {
+    let mut text = vec![b'a'; 200 << 10];
+    text[100 << 10] = 0xC0;
+    let bytes = raw_frame(true, 0, OP_TEXT, Some([3, 1, 4, 1]), &text);
+    let mut conn = open(Role::Server, Config::default());
+    conn.receive(&bytes[..16 << 10]);
+    assert!(events(&mut conn).is_empty());
+    assert!(conn.payload_buf().is_some_and(|(_, due)| due == text.len() + 14 - (16 << 10)));
+    let seen = feed_reads(&mut conn, &bytes[16 << 10..150 << 10], &[(16 << 10, Input::PayloadBuf)]);
+    assert!(
+        matches!(&seen[..], [Event::Error(Failure::Protocol(ProtocolError::InvalidUtf8)), Event::Closed(_)]),
+        "{seen:?}"
+    );
 }
 
 // A long frame read ahead is held to the rules like any other: RFC 6455
@@ -131,7 +257,7 @@ fn invalid_text_is_1007_wherever_it_is_read() {
     ];
     for (what, bytes, messages_before) in cases {
         let mut conn = open(Role::Server, Config::default());
-        let seen = feed_reads(&mut conn, &bytes, &[(64 << 10, false)]);
+        let seen = feed_reads(&mut conn, &bytes, &[(64 << 10, Input::Receive)]);
         assert!(
             seen[..messages_before].iter().all(|e| matches!(e, Event::Binary(_))),
             "{what}: {seen:?}"
@@ -159,7 +285,7 @@ fn a_new_message_inside_a_fragmented_one_is_still_1002() {
     let mut bytes = raw_frame(false, 0, OP_BINARY, Some(KEY), &[3u8; 20 << 10]);
     bytes.extend(raw_frame(true, 0, OP_BINARY, Some(KEY), &[4u8; 20 << 10]));
     let mut conn = open(Role::Server, Config::default());
-    let seen = feed_reads(&mut conn, &bytes, &[(64 << 10, false)]);
+    let seen = feed_reads(&mut conn, &bytes, &[(64 << 10, Input::Receive)]);
     assert!(
         matches!(
             seen.first(),
@@ -182,7 +308,7 @@ fn a_frame_over_the_limit_after_another_is_1009() {
     bytes.extend(raw_header(true, 0, OP_BINARY, Some(KEY), 1 << 30));
     bytes.extend(vec![0u8; 30 << 10]);
     let mut conn = open(Role::Server, config);
-    let seen = feed_reads(&mut conn, &bytes, &[(64 << 10, false)]);
+    let seen = feed_reads(&mut conn, &bytes, &[(64 << 10, Input::Receive)]);
     assert!(matches!(&seen[0], Event::Binary(b) if b.len() == 20 << 10));
     assert!(
         matches!(
