@@ -639,16 +639,22 @@ impl Reader {
 
     /// Takes from `data` the bytes that continue the current frame's payload
     /// when everything buffered is already-unmasked payload, and appends them
-    /// to `buf` unmasked in the same pass as the copy. Returns how many bytes
-    /// it took; the caller appends the rest as they are.
+    /// to `buf` (unmasked in the same pass as the copy, when masked). Returns
+    /// how many bytes it took; the caller appends the rest as they are.
     fn absorb(&mut self, buf: &mut BytesMut, data: &[u8]) -> usize {
         let Some(frame) = self.frame.as_mut() else { return 0 };
-        let Some(key) = frame.mask else { return 0 };
         if buf.len() != frame.unmasked {
             return 0;
         }
         let room = frame.remaining.saturating_sub(buf.len() as u64);
         let n = usize::try_from(room).map_or(data.len(), |r| r.min(data.len()));
+        let Some(key) = frame.mask else {
+            // A server's frame (a client reads it): nothing to unmask; the
+            // text is validated when the frame is read.
+            buf.extend_from_slice(&data[..n]);
+            frame.unmasked += n;
+            return n;
+        };
         // Text is validated piece by piece right after it is unmasked, while
         // it is in cache, when everything before it is validated.
         let utf8 = match self.message.as_mut() {

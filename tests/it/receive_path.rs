@@ -39,19 +39,25 @@ fn arb_sent() -> impl Strategy<Value = Sent> {
     ]
 }
 
-/// The masked client frames of `sent`, each with its own key.
-fn wire(sent: &[Sent]) -> Vec<u8> {
+/// The frames of `sent` as they reach `role`: a client's masked, each with
+/// its own key (RFC 6455 §5.3), a server's unmasked.
+fn wire_to(role: Role, sent: &[Sent]) -> Vec<u8> {
     let mut out = Vec::new();
     for (i, m) in sent.iter().enumerate() {
-        let key = (i as u32).wrapping_mul(0x9E37_79B9).to_le_bytes();
+        let key = (role == Role::Server).then(|| (i as u32).wrapping_mul(0x9E37_79B9).to_le_bytes());
         let (op, payload) = match m {
             Sent::Binary(b) => (OP_BINARY, &b[..]),
             Sent::Text(t) => (OP_TEXT, t.as_bytes()),
             Sent::Ping(p) => (OP_PING, &p[..]),
         };
-        out.extend(raw_frame(true, 0, op, Some(key), payload));
+        out.extend(raw_frame(true, 0, op, key, payload));
     }
     out
+}
+
+/// The masked client frames of `sent`.
+fn wire(sent: &[Sent]) -> Vec<u8> {
+    wire_to(Role::Server, sent)
 }
 
 /// How a test read hands its bytes to the machine.
@@ -150,9 +156,21 @@ proptest! {
     fn many_short_messages_to_a_read_arrive_intact_and_in_order(
         sent in proptest::collection::vec(arb_short_sent(), 1..200),
         reads in arb_reads(),
+        client in any::<bool>(),
     ) {
-        let mut conn = open(Role::Server, Config::default());
-        let seen = feed_reads(&mut conn, &wire(&sent), &reads);
+        let role = if client { Role::Client } else { Role::Server };
+        let mut conn = open(role, Config::default());
+        let seen = feed_reads(&mut conn, &wire_to(role, &sent), &reads);
+        check(&sent, &seen);
+    }
+
+    #[test]
+    fn a_client_reads_long_and_short_frames_intact(
+        sent in proptest::collection::vec(arb_sent(), 1..8),
+        reads in arb_reads(),
+    ) {
+        let mut conn = open(Role::Client, Config::default());
+        let seen = feed_reads(&mut conn, &wire_to(Role::Client, &sent), &reads);
         check(&sent, &seen);
     }
 }
