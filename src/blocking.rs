@@ -50,10 +50,9 @@ use std::vec::Vec;
 pub use crate::driver::{DEFAULT_HIGH_WATER_MARK, Decision, Error};
 
 /// Bytes asked of the stream per read: small enough that the read stays in
-/// the first-level cache while the machine copies the messages out of it
-/// (as in the tokio driver, where 16 KiB reads measured faster than 64 KiB
-/// ones in `benches/throughput.rs`).
-const READ_CHUNK: usize = 16 << 10;
+/// cache while the machine copies the messages out of it, large enough for
+/// a 16 KiB message and its header (the tokio driver's size, see there).
+const READ_CHUNK: usize = 32 << 10;
 
 std::thread_local! {
     /// The read buffer of every connection this thread drives: bytes are

@@ -41,8 +41,8 @@ const RESERVE_AHEAD: usize = 16 << 20;
 /// 10-byte chat line would pin a 64 KiB read; with it, what a kept message
 /// holds is in proportion to its size: its own bytes below this, and above
 /// it at most the buffer it arrived in (its own length plus one read, which
-/// the drivers cap at 16 KiB; their reads straight into a frame's buffer
-/// stop at the frame's end) — at most twice its size.
+/// the drivers cap at 32 KiB; their reads straight into a frame's buffer
+/// stop at the frame's end) — at most three times its size.
 pub(crate) const OWN_BELOW: usize = 16 << 10;
 
 /// The first `n` bytes of `buf` as a message's bytes: copied into their own
