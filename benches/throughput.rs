@@ -41,8 +41,11 @@
 //!   `black_box`), as an application would.
 //! - Send writes one message and flushes it to the sink at once (tungstenite's
 //!   `send`, fastwebsockets' `write_frame`, `SinkExt::send` for
-//!   tokio-websockets and wsmachine's tokio driver, wsmachine's blocking
-//!   `send`). The sink copies what it is given into
+//!   tokio-websockets, `send` of both wsmachine drivers, which is what
+//!   `ws.send(..)` calls: the tokio driver's does what `SinkExt::send` does,
+//!   as a method of the stream). wsmachine, tungstenite and tokio-websockets
+//!   are given an owned `Bytes` (a clone of the payload, its reference
+//!   count), fastwebsockets a borrowed slice. The sink copies what it is given into
 //!   a preallocated buffer, the way a socket write copies into the kernel, so
 //!   `memcpy` of the payload is the floor for every implementation.
 //! - Before measuring, each variant is run once with a checking callback:

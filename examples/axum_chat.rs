@@ -14,7 +14,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::{Html, IntoResponse};
 use axum::routing::{any, get};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;

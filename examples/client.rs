@@ -153,7 +153,7 @@ fn stdin_lines(mut send: impl FnMut(Option<String>) -> bool + Send + 'static) {
 /// back to HTTP/1.1); returns whether it failed.
 #[cfg(feature = "http2")]
 fn http2(url: &str, request: ClientRequest, options: &ConnectOptions) -> bool {
-    use futures_util::{SinkExt, StreamExt};
+    use futures_util::StreamExt;
     use wsmachine::Message;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -15,7 +15,7 @@
 //! then connect to `ws://127.0.0.1:9002/` (for example
 //! `cargo run --example client -- ws://127.0.0.1:9002/`).
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, SEC_WEBSOCKET_VERSION};

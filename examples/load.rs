@@ -32,7 +32,7 @@
 //! spawned server inherits it, and raises its own too); a hard limit below N
 //! is reported and nothing runs.
 
-use futures_util::{SinkExt, StreamExt, stream};
+use futures_util::{StreamExt, stream};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitCode, Stdio};

@@ -19,7 +19,7 @@
 //! (`scripts/e2e_bench.sh`, where the server is pinned to one core; it is
 //! also fastwebsockets' and tokio-websockets' own echo examples' setup).
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -14,7 +14,7 @@
 //!
 //! ```no_run
 //! use axum::{Router, response::Response, routing::any};
-//! use futures_util::{SinkExt, StreamExt};
+//! use futures_util::StreamExt;
 //! use wsmachine::axum::{WebSocket, WebSocketUpgrade};
 //! use wsmachine::deflate::DeflateConfig;
 //! use wsmachine::{Event, Message};

@@ -68,7 +68,7 @@
 //! ends once the [`Http2Connection`] handles and every stream are dropped.
 //!
 //! ```no_run
-//! use futures_util::{SinkExt, StreamExt};
+//! use futures_util::StreamExt;
 //! use wsmachine::{ClientRequest, Event, Message};
 //! use wsmachine::http2::Http2Connection;
 //! use wsmachine::driver::ConnectOptions;

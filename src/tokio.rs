@@ -25,8 +25,10 @@
 //!   [`WebSocketStream::high_water_mark`] bytes wait for the transport, and
 //!   writes meanwhile. `poll_close` sends a close frame (1000) if the
 //!   connection is OPEN and writes it; keep reading the stream to see the
-//!   handshake finish. Pings and close frames with a code go through
-//!   [`WebSocketStream::ping`] and [`WebSocketStream::close`].
+//!   handshake finish. [`WebSocketStream::send`] does what `SinkExt::send`
+//!   does (it is what `ws.send(..)` calls), for borrowed payloads too. Pings
+//!   and close frames with a code go through [`WebSocketStream::ping`] and
+//!   [`WebSocketStream::close`].
 //! - **Reading writes.** Polling the stream also writes queued output, so
 //!   automatic pongs and close replies go out even when nothing is sent.
 //! - **Time.** The machine's deadlines run on a `tokio::time::Sleep` (the
@@ -40,7 +42,7 @@
 //! An echo server:
 //!
 //! ```no_run
-//! use futures_util::{SinkExt, StreamExt};
+//! use futures_util::StreamExt;
 //! use wsmachine::{Event, Message};
 //!
 //! # async fn run() -> std::io::Result<()> {
@@ -65,7 +67,7 @@
 //! And a client:
 //!
 //! ```no_run
-//! use futures_util::{SinkExt, StreamExt};
+//! use futures_util::StreamExt;
 //! use wsmachine::{CloseCode, Event, Message};
 //!
 //! # async fn run() -> Result<(), wsmachine::tokio::Error> {
@@ -81,7 +83,9 @@
 //! ```
 
 use crate::driver::{decide_on, tcp_target, tls_or_io};
-use crate::{ClientRequest, CloseCode, CloseInfo, Config, Connection, Event, Message, ReadyState, Request, Response};
+use crate::{
+    ClientRequest, CloseCode, CloseInfo, Config, Connection, Event, Message, Outgoing, ReadyState, Request, Response,
+};
 use ::tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use bytes::BufMut;
 use ::tokio::net::TcpStream;
@@ -581,6 +585,26 @@ impl<T: AsyncRead + AsyncWrite + Unpin> WebSocketStream<T> {
         self.driver.high_water = bytes;
     }
 
+    /// Sends a message and writes it out: what `SinkExt::send` does (wait
+    /// while more than the [high-water mark](Self::high_water_mark) is
+    /// queued, queue the message, flush), for a borrowed payload as well
+    /// (`&str`, `&[u8]`: no `Bytes` to build first; see [`Outgoing`]) and
+    /// without the sink's layers. A method of the stream itself, so
+    /// `ws.send(..)` calls it even with `SinkExt` in scope.
+    ///
+    /// ```no_run
+    /// # async fn f(ws: &mut wsmachine::tokio::WebSocketStream<tokio::net::TcpStream>) -> Result<(), wsmachine::tokio::Error> {
+    /// ws.send("hello").await?; // borrowed text
+    /// ws.send(&[1u8, 2, 3][..]).await?; // borrowed binary
+    /// ws.send(wsmachine::Message::Binary(bytes::Bytes::from_static(b"owned"))).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn send<'a>(&mut self, message: impl Into<Outgoing<'a>>) -> Result<(), Error> {
+        poll_fn(|cx| self.driver.poll_ready(cx)).await?;
+        self.driver.conn.send(message).map_err(Error::Refused)?;
+        poll_fn(|cx| self.driver.poll_flush(cx)).await
+    }
+
     /// Sends a ping (at most 125 bytes) and writes it.
     pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
         self.driver.ping(payload)?;
@@ -692,6 +716,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> WriteHalf<T> {
     /// here); what it queues is written by the next flush or read.
     pub fn with_connection<R>(&self, f: impl FnOnce(&mut Connection) -> R) -> R {
         f(&mut lock(&self.shared).conn)
+    }
+
+    /// Sends a message and writes it out, as [`WebSocketStream::send`]
+    /// does (`SinkExt::send`, for borrowed payloads too).
+    pub async fn send<'a>(&mut self, message: impl Into<Outgoing<'a>>) -> Result<(), Error> {
+        poll_fn(|cx| lock(&self.shared).poll_ready(cx)).await?;
+        lock(&self.shared).conn.send(message).map_err(Error::Refused)?;
+        poll_fn(|cx| lock(&self.shared).poll_flush(cx)).await
     }
 
     /// Sends a ping (at most 125 bytes) and writes it.
@@ -1016,7 +1048,7 @@ async fn tls_client(tcp: TcpStream, host: &str, config: &Config, tls: Option<&Tl
 /// breaks TLS is `Err(Error::Tls(..))`.
 ///
 /// ```no_run
-/// use futures_util::{SinkExt, StreamExt};
+/// use futures_util::StreamExt;
 /// use wsmachine::tls::TlsAcceptor;
 /// use wsmachine::tokio::Decision;
 /// use wsmachine::{Accept, Config, Event, Message};

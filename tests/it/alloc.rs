@@ -410,7 +410,7 @@ fn blocking_driver_holds_no_buffers_when_idle() {
 #[cfg(feature = "tokio")]
 #[test]
 fn tokio_driver_holds_no_buffers_when_idle() {
-    use futures_util::{SinkExt, StreamExt};
+    use futures_util::StreamExt;
     let _g = SERIAL.lock().unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()

@@ -8,7 +8,7 @@
 //! The servers here answer the extended CONNECT themselves; the crate's own
 //! server half of RFC 8441 is tested elsewhere.
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -5,7 +5,7 @@
 #[allow(dead_code)]
 mod example;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use wsmachine::{CloseCode, Event, Message};

@@ -185,7 +185,7 @@ fn blocking_through_a_socks5_proxy() {
 #[cfg(feature = "tokio")]
 #[test]
 fn tokio_through_both_proxies() {
-    use futures_util::{SinkExt, StreamExt};
+    use futures_util::StreamExt;
     let echo = echo_server(2);
     let http = Proxy::parse(&format!("http://u:pw@127.0.0.1:{}", http_proxy(1))).unwrap();
     let socks = Proxy::parse(&format!("socks5://u:pw@127.0.0.1:{}", socks5_proxy(1))).unwrap();

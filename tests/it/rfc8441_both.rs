@@ -8,7 +8,7 @@ use crate::axum_ws::example;
 use axum::Router;
 use axum::response::Response;
 use axum::routing::any;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use wsmachine::axum::{WebSocket, WebSocketUpgrade};

@@ -494,7 +494,7 @@ fn broken_pem_files_are_errors() {
 #[cfg(feature = "tokio")]
 mod with_tokio {
     use super::*;
-    use futures_util::{SinkExt, StreamExt};
+    use futures_util::StreamExt;
     use wsmachine::Message;
     use wsmachine::tokio as ws;
 

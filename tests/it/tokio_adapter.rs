@@ -795,3 +795,57 @@ async fn next_and_flush_can_be_cancelled_at_any_point() {
         assert!(writer_cancelled >= 1000, "only {writer_cancelled} cancelled flushes");
     }
 }
+
+// `WebSocketStream::send` and `WriteHalf::send` (what `ws.send(..)` calls):
+// borrowed text and binary go out as the messages they are, owned ones too,
+// each written before `send` returns.
+#[tokio::test]
+async fn send_takes_borrowed_and_owned_payloads() {
+    let (listener, url) = listener().await;
+    let server = echo_server(listener);
+    let (mut client, _) = ws::connect(&url).await.unwrap();
+    client.send("borrowed text").await.unwrap();
+    assert_eq!(client.connection().buffered_amount(), 0, "written before send returns");
+    client.send(&[1u8, 2, 3][..]).await.unwrap();
+    client.send(Message::Binary(bytes::Bytes::from_static(b"owned"))).await.unwrap();
+    assert!(matches!(next_message(&mut client).await, Event::Text(t) if &*t == "borrowed text"));
+    assert!(matches!(next_message(&mut client).await, Event::Binary(b) if b[..] == [1, 2, 3]));
+    assert!(matches!(next_message(&mut client).await, Event::Binary(b) if &b[..] == b"owned"));
+    let (mut write, mut read) = client.split();
+    write.send("through the write half").await.unwrap();
+    assert!(matches!(next_message(&mut read).await, Event::Text(t) if &*t == "through the write half"));
+    write.close(CloseCode::NORMAL, "").await.unwrap();
+    assert!(read_to_end(&mut read).await.was_clean);
+    server.await.unwrap().unwrap();
+}
+
+// `send` waits, as the sink's `poll_ready` does, while more than the
+// high-water mark is queued: against a peer that does not read, it stops
+// returning once the socket buffers are full, and never holds more than one
+// message over the mark.
+#[tokio::test]
+async fn send_waits_while_the_peer_does_not_read() {
+    const MSG: usize = 256 << 10;
+    let (listener, url) = listener().await;
+    let (hold_tx, hold_rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let _ws = ws::accept(tcp).await.unwrap();
+        let _ = hold_rx.await; // never reads
+    });
+    let (mut client, _) = ws::connect(&url).await.unwrap();
+    client.set_high_water_mark(64 << 10);
+    let payload = pattern(MSG);
+    let mut sent = 0;
+    while sent < 128 {
+        match tokio::time::timeout(Duration::from_millis(300), client.send(&payload[..])).await {
+            Ok(r) => r.unwrap(),
+            Err(_) => break,
+        }
+        sent += 1;
+        assert!(client.connection().buffered_amount() <= (64 << 10) + MSG + 14);
+    }
+    assert!(sent < 128, "send never waited: {sent} messages of 256 KiB taken");
+    drop(hold_tx);
+    server.await.unwrap();
+}
