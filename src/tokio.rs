@@ -87,9 +87,9 @@ use crate::{
     ClientRequest, CloseCode, CloseInfo, Config, Connection, Event, Message, Outgoing, ReadyState, Request, Response,
 };
 use ::tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use bytes::BufMut;
 use ::tokio::net::TcpStream;
 use ::tokio::time::{Instant as TokioInstant, Sleep};
+use bytes::BufMut;
 use core::fmt;
 use core::future::{Future, poll_fn};
 use core::mem::MaybeUninit;
@@ -129,11 +129,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The tasks waiting on the connection: one reading, one writing (the same
-/// task when the stream is not split). The transport and the timer are
-/// polled with a waker that wakes both, because a transport keeps only one
-/// waker per direction and both halves write (the reader writes pongs and
-/// close replies).
+/// The tasks waiting on a shared connection (polled from two tasks): one
+/// reading, one writing. The transport and the timer are then polled with a
+/// waker that wakes both, because a transport keeps only one waker per
+/// direction and both halves write (the reader writes pongs and close
+/// replies). A connection one task polls needs none of this.
 #[derive(Default)]
 struct Waiters {
     reader: Mutex<Option<Waker>>,
@@ -179,14 +179,24 @@ struct Driver<T> {
     epoch: TokioInstant,
     /// Armed at the machine's deadline; made on first use (inside the runtime).
     sleep: Option<Pin<Box<Sleep>>>,
-    /// The sleep was polled pending at its current deadline: it holds the
-    /// shared waker (the only one it is ever polled with) and will wake it,
-    /// so it needs no polling until then (a registration is atomic
-    /// operations, once per read otherwise).
-    sleep_registered: bool,
+    /// The time was passed in just now (the first of [`Driver::poll_shared`]'s
+    /// two polls did it): the second skips reading the clock again.
+    ticked: bool,
+    /// The waker the sleep was polled pending with at its current deadline:
+    /// it will wake that one, so while polls come with a waker that wakes
+    /// the same task it needs no polling until then (a registration is
+    /// atomic operations, once per read otherwise).
+    sleep_waker: Option<Waker>,
+    /// Until a second waker shows up, the one task's own waker (see
+    /// [`Driver::poll_shared`]); `None` before the first poll and once
+    /// shared.
+    direct: Option<Waker>,
+    /// Polled from more than one task (split, here or with
+    /// `StreamExt::split`): the transport and timer see the shared waker.
+    shared: bool,
     waiters: Arc<Waiters>,
-    /// Wakes every waiter; the only waker the transport and timer see.
-    /// (`None` only while lent out to a poll, [`Driver::poll_shared`].)
+    /// Wakes every waiter; the waker the transport and timer see once
+    /// `shared`. (`None` only while lent out to a poll.)
     waker: Option<Waker>,
     high_water: usize,
     /// The transport ended or failed: no more reads or writes.
@@ -221,7 +231,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             io,
             epoch: TokioInstant::now(),
             sleep: None,
-            sleep_registered: false,
+            sleep_waker: None,
+            direct: None,
+            shared: false,
+            ticked: false,
             waker: Some(Waker::from(waiters.clone())),
             waiters,
             high_water: DEFAULT_HIGH_WATER_MARK,
@@ -249,9 +262,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     /// and pending (a wakeup is registered), a few rounds at most (a zero
     /// timeout is due at every call and fires once per call).
     ///
-    /// `cx` must hold the shared waker ([`Driver::poll_shared`]).
+    /// `cx` is the one [`Driver::poll_shared`] hands out.
     fn poll_timer(&mut self, cx: &mut Context<'_>) {
-        self.tick();
+        if !core::mem::take(&mut self.ticked) {
+            self.tick();
+        }
         for _round in 0..4 {
             let Some(deadline) = self.conn.poll_timeout() else {
                 return;
@@ -269,17 +284,17 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             // than once per read.
             if sleep.deadline() != at && (at < sleep.deadline() || sleep.is_elapsed()) {
                 sleep.as_mut().reset(at);
-                self.sleep_registered = false;
+                self.sleep_waker = None;
             }
-            if self.sleep_registered && !sleep.is_elapsed() {
+            if self.sleep_waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) && !sleep.is_elapsed() {
                 return;
             }
             let armed = sleep.deadline();
             if sleep.as_mut().poll(cx).is_pending() {
-                self.sleep_registered = true;
+                self.sleep_waker = Some(cx.waker().clone());
                 return;
             }
-            self.sleep_registered = false;
+            self.sleep_waker = None;
             // tokio says the time it was armed for passed; its clock and ours
             // may round differently.
             let armed = crate::Instant::from_duration(armed.saturating_duration_since(self.epoch));
@@ -455,17 +470,36 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         Poll::Ready(Ok(n))
     }
 
-    /// Polls `f` with the shared waker (the one the transport and the timer
-    /// see). Only when it is pending is the task's waker registered as
-    /// `side`'s waiter, and `f` polled once more: a wakeup that came between
-    /// the first poll and the registration is not lost, and the common case,
-    /// ready at once, costs no registration and no waker clone.
+    /// Polls `f` with the waker the transport and timer are to see.
+    ///
+    /// While one task polls the connection (the same waker every time),
+    /// that is its own waker: nothing to swap or register. Once a second
+    /// waker shows up (the halves of a split, here or `StreamExt::split`, in
+    /// two tasks), the connection is shared for good: the first task is
+    /// woken to poll again the shared way, and from then on `f` is polled
+    /// with the shared waker (the one the transport and timer see, which
+    /// wakes both halves: a transport keeps one waker per direction and
+    /// both halves write). Only when that poll is pending is the task's
+    /// waker registered as `side`'s waiter, and `f` polled once more: a
+    /// wakeup that came between the first poll and the registration is not
+    /// lost, and the common case, ready at once, costs no registration and
+    /// no waker clone.
     fn poll_shared<R>(
         &mut self,
         side: Side,
         cx: &mut Context<'_>,
         mut f: impl FnMut(&mut Self, &mut Context<'_>) -> Poll<R>,
     ) -> Poll<R> {
+        if !self.shared {
+            match &self.direct {
+                Some(w) if w.will_wake(cx.waker()) => return f(self, cx),
+                None => {
+                    self.direct = Some(cx.waker().clone());
+                    return f(self, cx);
+                }
+                Some(_) => self.share(),
+            }
+        }
         // Lent out for the polls (rebuilt if a poll that had it panicked).
         let waker = self.waker.take().unwrap_or_else(|| Waker::from(self.waiters.clone()));
         let shared = &mut Context::from_waker(&waker);
@@ -476,10 +510,24 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 Side::Write => &self.waiters.writer,
             };
             Waiters::register(slot, cx.waker());
+            // Polled again at once: the time just passed in still holds.
+            self.ticked = true;
             result = f(self, shared);
+            self.ticked = false;
         }
         self.waker = Some(waker);
         result
+    }
+
+    /// From now on the transport and timer see the shared waker; the task
+    /// that polled alone so far is woken, so that it polls again and is
+    /// registered as a waiter (what it registered with the transport would
+    /// otherwise wake it alone, or be replaced).
+    fn share(&mut self) {
+        self.shared = true;
+        if let Some(w) = self.direct.take() {
+            w.wake();
+        }
     }
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
@@ -622,7 +670,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> WebSocketStream<T> {
 
     /// Splits into a sink half and a stream half, for use from two tasks
     /// (the order of `StreamExt::split`).
-    pub fn split(self) -> (WriteHalf<T>, ReadHalf<T>) {
+    pub fn split(mut self) -> (WriteHalf<T>, ReadHalf<T>) {
+        self.driver.share();
         let shared = Arc::new(Mutex::new(self.driver));
         (WriteHalf { shared: shared.clone() }, ReadHalf { shared })
     }

@@ -5,8 +5,8 @@
 //! over as `Bytes` is queued as its own chunk without copying, so a driver
 //! can write header and payload with one vectored write.
 
-use alloc::collections::VecDeque;
 use crate::wire::frame::MAX_HEADER_LEN;
+use alloc::collections::VecDeque;
 use bytes::{Buf, Bytes, BytesMut};
 
 /// Most spare output capacity kept once everything is written: enough for

@@ -678,7 +678,12 @@ impl Reader {
     /// Reads the next item out of `buf`: `Ok(None)` when more bytes are
     /// needed. Bytes of an incomplete frame are unmasked and validated as
     /// they arrive, so invalid text fails before its frame is complete.
-    pub(crate) fn next(&mut self, buf: &mut BytesMut, config: &Config, ext: Ext<'_>) -> Result<Option<Item>, ProtocolError> {
+    pub(crate) fn next(
+        &mut self,
+        buf: &mut BytesMut,
+        config: &Config,
+        ext: Ext<'_>,
+    ) -> Result<Option<Item>, ProtocolError> {
         if let Some(item) = self.ready.pop() {
             return item.map(Some);
         }
@@ -693,6 +698,11 @@ impl Reader {
         config: &Config,
         mut ext: Ext<'_>,
     ) -> Result<Option<Item>, ProtocolError> {
+        if buf.is_empty() && self.frame.is_none() && self.ahead.is_none() {
+            // Nothing to read (the common case once a read's messages are
+            // out); an open message waits for its next frame's header.
+            return Ok(None);
+        }
         if self.frame.is_none()
             && self.message.is_none()
             && !config.streaming

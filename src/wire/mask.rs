@@ -295,7 +295,11 @@ mod tests {
     #[test]
     fn extend_frame_appends_header_then_payload() {
         let key = [0x37, 0xfa, 0x21, 0x3d];
-        let lens: &[usize] = if cfg!(miri) { &[0, 1, 9, 255, 256, 300] } else { &[0, 1, 7, 8, 9, 125, 255, 256, 257, 1000, 4099] };
+        let lens: &[usize] = if cfg!(miri) {
+            &[0, 1, 9, 255, 256, 300]
+        } else {
+            &[0, 1, 7, 8, 9, 125, 255, 256, 257, 1000, 4099]
+        };
         for &len in lens {
             let payload: Vec<u8> = (0..len).map(|i| (i * 31 + 5) as u8).collect();
             for head_len in [2, 4, 6, 10, MAX_HEADER_LEN] {

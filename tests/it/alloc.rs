@@ -81,7 +81,11 @@ fn receive_allocates_in_proportion_to_the_message() {
             let (per_message, bytes_per_message) = (count as f64 / runs as f64, bytes / runs);
             eprintln!("receive {size} B (opcode {opcode}): {per_message} allocations, {bytes_per_message} B");
             let short = size < 16 << 10;
-            assert_eq!(per_message, if short { 1.0 } else { 2.0 }, "allocations per message of {size} bytes");
+            assert_eq!(
+                per_message,
+                if short { 1.0 } else { 2.0 },
+                "allocations per message of {size} bytes"
+            );
             let most = if short { size } else { frame.len() + 64 };
             assert!(
                 bytes_per_message <= most,

@@ -190,13 +190,24 @@ fn an_error_among_short_messages_ends_them_in_order() {
     for i in 0..20u8 {
         bytes.extend(raw_frame(true, 0, OP_BINARY, Some(KEY), &[i; 10]));
     }
-    for reads in [vec![(1 << 20, Input::Receive)], vec![(100, Input::Receive)], vec![(7, Input::PayloadBuf)]] {
+    for reads in [
+        vec![(1 << 20, Input::Receive)],
+        vec![(100, Input::Receive)],
+        vec![(7, Input::PayloadBuf)],
+    ] {
         let mut conn = open(Role::Server, Config::default());
         let seen = feed_reads(&mut conn, &bytes, &reads);
         for (i, e) in seen[..100].iter().enumerate() {
-            assert!(matches!(e, Event::Binary(b) if b[..] == [i as u8; 10]), "{reads:?} {i}: {e:?}");
+            assert!(
+                matches!(e, Event::Binary(b) if b[..] == [i as u8; 10]),
+                "{reads:?} {i}: {e:?}"
+            );
         }
-        assert!(matches!(&seen[100], Event::Ping(p) if &p[..] == b"p"), "{:?}", &seen[100]);
+        assert!(
+            matches!(&seen[100], Event::Ping(p) if &p[..] == b"p"),
+            "{:?}",
+            &seen[100]
+        );
         assert!(
             matches!(&seen[101], Event::Error(Failure::Protocol(ProtocolError::InvalidUtf8))),
             "{reads:?}: {:?}",
@@ -244,10 +255,19 @@ fn invalid_text_read_into_the_payload_buffer_is_1007() {
     let mut conn = open(Role::Server, Config::default());
     conn.receive(&bytes[..16 << 10]);
     assert!(events(&mut conn).is_empty());
-    assert!(conn.payload_buf().is_some_and(|(_, due)| due == text.len() + 14 - (16 << 10)));
+    assert!(
+        conn.payload_buf()
+            .is_some_and(|(_, due)| due == text.len() + 14 - (16 << 10))
+    );
     let seen = feed_reads(&mut conn, &bytes[16 << 10..150 << 10], &[(16 << 10, Input::PayloadBuf)]);
     assert!(
-        matches!(&seen[..], [Event::Error(Failure::Protocol(ProtocolError::InvalidUtf8)), Event::Closed(_)]),
+        matches!(
+            &seen[..],
+            [
+                Event::Error(Failure::Protocol(ProtocolError::InvalidUtf8)),
+                Event::Closed(_)
+            ]
+        ),
         "{seen:?}"
     );
 }

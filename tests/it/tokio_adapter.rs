@@ -807,7 +807,10 @@ async fn send_takes_borrowed_and_owned_payloads() {
     client.send("borrowed text").await.unwrap();
     assert_eq!(client.connection().buffered_amount(), 0, "written before send returns");
     client.send(&[1u8, 2, 3][..]).await.unwrap();
-    client.send(Message::Binary(bytes::Bytes::from_static(b"owned"))).await.unwrap();
+    client
+        .send(Message::Binary(bytes::Bytes::from_static(b"owned")))
+        .await
+        .unwrap();
     assert!(matches!(next_message(&mut client).await, Event::Text(t) if &*t == "borrowed text"));
     assert!(matches!(next_message(&mut client).await, Event::Binary(b) if b[..] == [1, 2, 3]));
     assert!(matches!(next_message(&mut client).await, Event::Binary(b) if &b[..] == b"owned"));
@@ -848,4 +851,46 @@ async fn send_waits_while_the_peer_does_not_read() {
     assert!(sent < 128, "send never waited: {sent} messages of 256 KiB taken");
     drop(hold_tx);
     server.await.unwrap();
+}
+
+// The stream polled from two tasks without `WebSocketStream::split`: the
+// halves of `StreamExt::split` (a lock around the one stream). The driver
+// starts with the first task's own waker and must switch to the shared one
+// when the second task polls, or a task waiting on the transport is never
+// woken. Both sides under backpressure (256 KiB messages both ways, and the
+// reader writes pongs to the server's pings).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_ext_split_halves_lose_no_wakeup() {
+    const N: usize = 64;
+    let (listener, url) = listener().await;
+    let server = echo_server(listener);
+    let (client, _) = ws::connect(&url).await.unwrap();
+    let (mut write, mut read) = StreamExt::split(client);
+    let exchange = async move {
+        let reader = tokio::spawn(async move {
+            for i in 0..N {
+                match next_message(&mut read).await {
+                    Event::Binary(b) => assert_eq!(&b[..], &pattern(256 << 10 | i)[..], "message {i}"),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            read
+        });
+        let writer = tokio::spawn(async move {
+            for i in 0..N {
+                futures_util::SinkExt::send(&mut write, Message::Binary(pattern(256 << 10 | i).into())).await?;
+            }
+            Ok::<_, Error>(write)
+        });
+        let write = writer.await.unwrap().unwrap();
+        let read = reader.await.unwrap();
+        let mut client = read.reunite(write).expect("the two halves of one stream");
+        client.close(CloseCode::NORMAL, "").await.unwrap();
+        read_to_end(&mut client).await
+    };
+    let info = tokio::time::timeout(Duration::from_secs(60), exchange)
+        .await
+        .expect("the exchange finished (no lost wakeup)");
+    assert!(info.was_clean);
+    server.await.unwrap().unwrap();
 }
