@@ -79,17 +79,19 @@ fn message(kind: DataKind, data: Bytes) -> Item {
 struct ReadAhead {
     first: Option<Result<Item, ProtocolError>>,
     more: VecDeque<Result<Item, ProtocolError>>,
-    /// An error was queued: nothing after it is read ahead.
-    failed: bool,
 }
 
 impl ReadAhead {
+    /// The newest item queued is an error: nothing after it is read ahead.
+    fn ends_in_error(&self) -> bool {
+        self.more.back().or(self.first.as_ref()).is_some_and(Result::is_err)
+    }
+
     fn len(&self) -> usize {
         usize::from(self.first.is_some()) + self.more.len()
     }
 
     fn push(&mut self, item: Result<Item, ProtocolError>) {
-        self.failed |= item.is_err();
         if self.first.is_none() && self.more.is_empty() {
             self.first = Some(item);
         } else {
@@ -102,11 +104,7 @@ impl ReadAhead {
     }
 
     fn pop(&mut self) -> Option<Result<Item, ProtocolError>> {
-        let item = self.first.take().or_else(|| self.more.pop_front());
-        if item.is_none() {
-            self.failed = false;
-        }
-        item
+        self.first.take().or_else(|| self.more.pop_front())
     }
 
     /// Gives back the queue's allocation once it is empty.
@@ -542,7 +540,7 @@ impl Reader {
             && self.pre_unmasked == 0
             && self.pre_validated.is_none()
             && !config.streaming
-            && !self.ready.failed
+            && !self.ready.ends_in_error()
     }
 
     /// Reads the whole short messages at the start of `data` (each checked
