@@ -62,6 +62,32 @@ fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 31 % 251) as u8).collect()
 }
 
+/// Sends `n` messages of 256 KiB and more from one task through `write` and
+/// reads their echoes in another through `read` (both sides under
+/// backpressure); returns the halves once both are done.
+async fn exchange_from_two_tasks<W, R>(mut write: W, mut read: R, n: usize) -> (W, R)
+where
+    W: futures_util::Sink<Message, Error = Error> + Unpin + Send + 'static,
+    R: futures_util::Stream<Item = Result<Event>> + Unpin + Send + 'static,
+{
+    let writer = tokio::spawn(async move {
+        for i in 0..n {
+            SinkExt::send(&mut write, Message::Binary(pattern(256 << 10 | i).into())).await?;
+        }
+        Ok::<_, Error>(write)
+    });
+    let reader = tokio::spawn(async move {
+        for i in 0..n {
+            match next_message(&mut read).await {
+                Event::Binary(b) => assert_eq!(&b[..], &pattern(256 << 10 | i)[..], "message {i}"),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        read
+    });
+    (writer.await.unwrap().unwrap(), reader.await.unwrap())
+}
+
 #[tokio::test]
 async fn echoes_text_binary_and_a_mebibyte() {
     let (listener, url) = listener().await;
@@ -166,25 +192,9 @@ async fn split_halves_under_backpressure_lose_no_wakeup() {
     let (listener, url) = listener().await;
     let server = echo_server(listener);
     let (client, _) = ws::connect(&url).await.unwrap();
-    let (mut write, mut read) = client.split();
+    let (write, read) = client.split();
     let exchange = async move {
-        let writer = tokio::spawn(async move {
-            for i in 0..N {
-                write.send(Message::Binary(pattern(256 << 10 | i).into())).await?;
-            }
-            Ok::<_, Error>(write)
-        });
-        let reader = tokio::spawn(async move {
-            for i in 0..N {
-                match next_message(&mut read).await {
-                    Event::Binary(b) => assert_eq!(&b[..], &pattern(256 << 10 | i)[..], "message {i}"),
-                    other => panic!("unexpected {other:?}"),
-                }
-            }
-            read
-        });
-        let mut write = writer.await.unwrap().unwrap();
-        let mut read = reader.await.unwrap();
+        let (mut write, mut read) = exchange_from_two_tasks(write, read, N).await;
         write.close(CloseCode::NORMAL, "").await.unwrap();
         read_to_end(&mut read).await
     };
@@ -865,25 +875,9 @@ async fn stream_ext_split_halves_lose_no_wakeup() {
     let (listener, url) = listener().await;
     let server = echo_server(listener);
     let (client, _) = ws::connect(&url).await.unwrap();
-    let (mut write, mut read) = StreamExt::split(client);
+    let (write, read) = StreamExt::split(client);
     let exchange = async move {
-        let reader = tokio::spawn(async move {
-            for i in 0..N {
-                match next_message(&mut read).await {
-                    Event::Binary(b) => assert_eq!(&b[..], &pattern(256 << 10 | i)[..], "message {i}"),
-                    other => panic!("unexpected {other:?}"),
-                }
-            }
-            read
-        });
-        let writer = tokio::spawn(async move {
-            for i in 0..N {
-                futures_util::SinkExt::send(&mut write, Message::Binary(pattern(256 << 10 | i).into())).await?;
-            }
-            Ok::<_, Error>(write)
-        });
-        let write = writer.await.unwrap().unwrap();
-        let read = reader.await.unwrap();
+        let (write, read) = exchange_from_two_tasks(write, read, N).await;
         let mut client = read.reunite(write).expect("the two halves of one stream");
         client.close(CloseCode::NORMAL, "").await.unwrap();
         read_to_end(&mut client).await
