@@ -54,6 +54,34 @@ pub use crate::driver::{DEFAULT_HIGH_WATER_MARK, Decision, Error};
 /// a 16 KiB message and its header (the tokio driver's size, see there).
 const READ_CHUNK: usize = 32 << 10;
 
+/// Writes `parts` in order to `stream` (vectored) until all is written or
+/// it fails; returns the count written. The failure (`WouldBlock` too) is
+/// put in `failed`; `Ok(0)` is one (`WriteZero`).
+fn write_now<S: Write>(stream: &mut S, parts: [&[u8]; 2], failed: &mut Option<io::Error>) -> usize {
+    let total = parts[0].len() + parts[1].len();
+    let mut done = 0;
+    while done < total {
+        // What is left: the rest of the first part (if any), then the second.
+        let (first, second) = match done.checked_sub(parts[0].len()) {
+            None => (&parts[0][done..], parts[1]),
+            Some(into_second) => (&parts[1][into_second..], &[][..]),
+        };
+        match stream.write_vectored(&[io::IoSlice::new(first), io::IoSlice::new(second)]) {
+            Ok(0) => {
+                *failed = Some(ErrorKind::WriteZero.into());
+                break;
+            }
+            Ok(n) => done += n.min(total - done),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => {
+                *failed = Some(e);
+                break;
+            }
+        }
+    }
+    done
+}
+
 std::thread_local! {
     /// The read buffer of every connection this thread drives: bytes are
     /// read here and handed to the machine, which copies them in (unmasking
@@ -577,9 +605,31 @@ impl<S: Transport> WebSocket<S> {
 
     /// Sends a message (text or binary, borrowed or owned: see
     /// [`Outgoing`]) and writes what the stream takes now.
+    ///
+    /// A long borrowed payload a server sends while nothing else is queued
+    /// goes straight to the stream ([`Connection::send_direct`]), without
+    /// being copied into the output first.
     pub fn send<'a>(&mut self, message: impl Into<Outgoing<'a>>) -> Result<(), Error> {
-        self.conn.send(message)?;
-        self.flush_queued()
+        if self.transport_done {
+            self.conn.send(message)?;
+            return self.flush_queued();
+        }
+        let mut failed = None;
+        let mut wrote = 0;
+        let (conn, stream) = (&mut self.conn, &mut self.stream);
+        conn.send_direct(message, |parts| {
+            wrote = write_now(stream, parts, &mut failed);
+            wrote
+        })?;
+        if wrote > 0 {
+            self.unflushed = true;
+        }
+        match failed {
+            // The rest stays queued, as after a flush that would block.
+            Some(e) if e.kind() == ErrorKind::WouldBlock => Ok(()),
+            Some(e) => Err(self.transport_failed(e)),
+            None => self.flush_queued(),
+        }
     }
 
     /// Sends a ping.

@@ -171,6 +171,80 @@ enum Side {
     Write,
 }
 
+/// Whether `message` may go through [`Driver::send_now`] (written
+/// straight to the transport, see [`Connection::send_direct`]): a borrowed
+/// payload long enough for the copy it saves to matter. Others are queued
+/// at once, without the extra poll.
+fn writes_direct(message: &Outgoing<'_>) -> bool {
+    match message {
+        Outgoing::Text(t) => t.len() >= crate::connection::DIRECT_FROM,
+        Outgoing::Binary(b) => b.len() >= crate::connection::DIRECT_FROM,
+        Outgoing::Owned(_) => false,
+    }
+}
+
+/// Writes `parts` in order to `io` as far as it takes them without waiting
+/// (until it returns `Pending`), vectored where `io` writes vectored;
+/// returns the count written. A failure is put in `failed` (and ends the
+/// writing); `Ok(0)` is one (`WriteZero`).
+fn write_now<T: AsyncWrite + ?Sized>(
+    mut io: Pin<&mut T>,
+    cx: &mut Context<'_>,
+    parts: [&[u8]; 2],
+    failed: &mut Option<io::Error>,
+) -> usize {
+    let total = parts[0].len() + parts[1].len();
+    let mut done = 0;
+    while done < total {
+        // What is left: the rest of the first part (if any), then the second.
+        let (first, second) = match done.checked_sub(parts[0].len()) {
+            None => (&parts[0][done..], parts[1]),
+            Some(into_second) => (&parts[1][into_second..], &[][..]),
+        };
+        let result = if io.is_write_vectored() && !second.is_empty() {
+            io.as_mut()
+                .poll_write_vectored(cx, &[IoSlice::new(first), IoSlice::new(second)])
+        } else {
+            io.as_mut().poll_write(cx, first)
+        };
+        match result {
+            Poll::Pending => break,
+            Poll::Ready(Ok(0)) => {
+                *failed = Some(ErrorKind::WriteZero.into());
+                break;
+            }
+            Poll::Ready(Ok(n)) => done += n.min(total - done),
+            Poll::Ready(Err(e)) if e.kind() == ErrorKind::Interrupted => {}
+            Poll::Ready(Err(e)) => {
+                *failed = Some(e);
+                break;
+            }
+        }
+    }
+    done
+}
+
+/// Why writing stopped: what the write paths return (two words, returned
+/// in registers; the public [`Error`] is several, and moving it through
+/// every poll of a small send cost measurably). Becomes an [`Error`] at the
+/// public methods.
+#[derive(Debug)]
+enum WriteStop {
+    /// The transport failed.
+    Io(io::Error),
+    /// The transport is done: the connection is over.
+    Closed,
+}
+
+impl From<WriteStop> for Error {
+    fn from(stop: WriteStop) -> Error {
+        match stop {
+            WriteStop::Io(e) => Error::Io(e),
+            WriteStop::Closed => Error::Closed,
+        }
+    }
+}
+
 /// The connection, its transport and its timer: everything both halves share.
 struct Driver<T> {
     conn: Connection,
@@ -305,15 +379,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         cx.waker().wake_by_ref();
     }
 
-    fn transport_failed(&mut self, e: io::Error) -> Error {
+    fn transport_failed(&mut self, e: io::Error) -> WriteStop {
         self.transport_done = true;
         self.conn.receive_eof();
-        Error::Io(e)
+        WriteStop::Io(e)
     }
 
     /// Writes queued output until at most `target` bytes wait; with
     /// `target == 0` also flushes the transport.
-    fn poll_write_until(&mut self, cx: &mut Context<'_>, target: usize) -> Poll<Result<(), Error>> {
+    fn poll_write_until(&mut self, cx: &mut Context<'_>, target: usize) -> Poll<Result<(), WriteStop>> {
         loop {
             if self.conn.buffered_amount() <= target {
                 if target > 0 || self.transport_done {
@@ -331,7 +405,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 };
             }
             if self.transport_done {
-                return Poll::Ready(Err(Error::Closed));
+                return Poll::Ready(Err(WriteStop::Closed));
             }
             let front = self.conn.pending_output();
             let result = if front.len() == self.conn.buffered_amount() || !self.io.is_write_vectored() {
@@ -396,7 +470,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 self.closed_returned = true;
                 return Poll::Ready(Some(Ok(Event::Closed(info))));
             }
-            if let Poll::Ready(Err(Error::Io(e))) = written {
+            if let Poll::Ready(Err(WriteStop::Io(e))) = written {
                 if !self.closed_returned {
                     return Poll::Ready(Some(Err(Error::Io(e))));
                 }
@@ -530,14 +604,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         }
     }
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WriteStop>> {
         // Room below the high-water mark: nothing to wait for.
         if !self.transport_done && self.conn.buffered_amount() <= self.high_water {
             return Poll::Ready(Ok(()));
         }
         self.poll_shared(Side::Write, cx, |d, cx| {
             if d.transport_done {
-                return Poll::Ready(Err(Error::Closed));
+                return Poll::Ready(Err(WriteStop::Closed));
             }
             let high_water = d.high_water;
             d.poll_write_until(cx, high_water)
@@ -548,7 +622,33 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         self.conn.send(message).map_err(Error::Refused)
     }
 
-    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+    /// Sends `message` through [`Connection::send_direct`]: a long borrowed
+    /// payload (server, nothing queued) is written straight to the
+    /// transport, as far as it takes it now, instead of being copied into
+    /// the output first. `None` (taken already) does nothing.
+    fn send_now(&mut self, cx: &mut Context<'_>, message: Option<Outgoing<'_>>) -> Result<(), Error> {
+        let Some(message) = message else { return Ok(()) };
+        if self.transport_done {
+            return self.conn.send(message).map_err(Error::Refused);
+        }
+        let mut failed = None;
+        let mut wrote = 0;
+        let (conn, io) = (&mut self.conn, &mut self.io);
+        conn.send_direct(message, |parts| {
+            wrote = write_now(Pin::new(io), cx, parts, &mut failed);
+            wrote
+        })
+        .map_err(Error::Refused)?;
+        if wrote > 0 {
+            self.unflushed = true;
+        }
+        match failed {
+            Some(e) => Err(self.transport_failed(e).into()),
+            None => Ok(()),
+        }
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WriteStop>> {
         self.poll_shared(Side::Write, cx, |d, cx| d.poll_write_until(cx, 0))
     }
 
@@ -556,7 +656,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         if self.conn.state() == ReadyState::Open {
             self.close(CloseCode::NORMAL, "")?;
         }
-        self.poll_flush(cx)
+        self.poll_flush(cx).map_err(Error::from)
     }
 
     fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
@@ -649,14 +749,24 @@ impl<T: AsyncRead + AsyncWrite + Unpin> WebSocketStream<T> {
     /// ```
     pub async fn send<'a>(&mut self, message: impl Into<Outgoing<'a>>) -> Result<(), Error> {
         poll_fn(|cx| self.driver.poll_ready(cx)).await?;
-        self.driver.conn.send(message).map_err(Error::Refused)?;
-        poll_fn(|cx| self.driver.poll_flush(cx)).await
+        let message = message.into();
+        if writes_direct(&message) {
+            let mut message = Some(message);
+            poll_fn(|cx| {
+                let driver = &mut self.driver;
+                driver.poll_shared(Side::Write, cx, |d, cx| Poll::Ready(d.send_now(cx, message.take())))
+            })
+            .await?;
+        } else {
+            self.driver.conn.send(message).map_err(Error::Refused)?;
+        }
+        poll_fn(|cx| self.driver.poll_flush(cx)).await.map_err(Error::from)
     }
 
     /// Sends a ping (at most 125 bytes) and writes it.
     pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
         self.driver.ping(payload)?;
-        poll_fn(|cx| self.driver.poll_flush(cx)).await
+        poll_fn(|cx| self.driver.poll_flush(cx)).await.map_err(Error::from)
     }
 
     /// Starts the closing handshake with `code` and `reason` and writes the
@@ -665,7 +775,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> WebSocketStream<T> {
     /// 1000 and no reason.
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
         self.driver.close(code, reason)?;
-        poll_fn(|cx| self.driver.poll_flush(cx)).await
+        poll_fn(|cx| self.driver.poll_flush(cx)).await.map_err(Error::from)
     }
 
     /// Splits into a sink half and a stream half, for use from two tasks
@@ -720,7 +830,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocketStream<T> {
     type Error = Error;
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.get_mut().driver.poll_ready(cx)
+        self.get_mut().driver.poll_ready(cx).map_err(Error::from)
     }
 
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
@@ -728,7 +838,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocketStream<T> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.get_mut().driver.poll_flush(cx)
+        self.get_mut().driver.poll_flush(cx).map_err(Error::from)
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
@@ -771,21 +881,36 @@ impl<T: AsyncRead + AsyncWrite + Unpin> WriteHalf<T> {
     /// does (`SinkExt::send`, for borrowed payloads too).
     pub async fn send<'a>(&mut self, message: impl Into<Outgoing<'a>>) -> Result<(), Error> {
         poll_fn(|cx| lock(&self.shared).poll_ready(cx)).await?;
-        lock(&self.shared).conn.send(message).map_err(Error::Refused)?;
-        poll_fn(|cx| lock(&self.shared).poll_flush(cx)).await
+        let message = message.into();
+        if writes_direct(&message) {
+            let mut message = Some(message);
+            poll_fn(|cx| {
+                lock(&self.shared).poll_shared(Side::Write, cx, |d, cx| Poll::Ready(d.send_now(cx, message.take())))
+            })
+            .await?;
+        } else {
+            lock(&self.shared).conn.send(message).map_err(Error::Refused)?;
+        }
+        poll_fn(|cx| lock(&self.shared).poll_flush(cx))
+            .await
+            .map_err(Error::from)
     }
 
     /// Sends a ping (at most 125 bytes) and writes it.
     pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
         lock(&self.shared).ping(payload)?;
-        poll_fn(|cx| lock(&self.shared).poll_flush(cx)).await
+        poll_fn(|cx| lock(&self.shared).poll_flush(cx))
+            .await
+            .map_err(Error::from)
     }
 
     /// Starts the closing handshake and writes the close frame; the
     /// [`ReadHalf`] sees it finish.
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
         lock(&self.shared).close(code, reason)?;
-        poll_fn(|cx| lock(&self.shared).poll_flush(cx)).await
+        poll_fn(|cx| lock(&self.shared).poll_flush(cx))
+            .await
+            .map_err(Error::from)
     }
 }
 
@@ -831,7 +956,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WriteHalf<T> {
     type Error = Error;
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        lock(&self.shared).poll_ready(cx)
+        lock(&self.shared).poll_ready(cx).map_err(Error::from)
     }
 
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
@@ -839,7 +964,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WriteHalf<T> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        lock(&self.shared).poll_flush(cx)
+        lock(&self.shared).poll_flush(cx).map_err(Error::from)
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {

@@ -25,6 +25,8 @@ mod reader;
 mod receive;
 mod send;
 mod timers;
+#[cfg(feature = "tokio")]
+pub(crate) use send::DIRECT_FROM;
 
 use crate::config::Config;
 use crate::error::Error;

@@ -5,7 +5,6 @@
 //! over as `Bytes` is queued as its own chunk without copying, so a driver
 //! can write header and payload with one vectored write.
 
-use crate::wire::frame::MAX_HEADER_LEN;
 use alloc::collections::VecDeque;
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -36,17 +35,12 @@ impl Output {
         self.len += data.len();
     }
 
-    /// Appends a frame: the first `head_len` bytes of `head`, then `payload`
-    /// (masked with `key` when there is one), with one reservation and no
-    /// zero-filling.
+    /// Appends a frame: the first `head_len` bytes of `head` (a header as
+    /// [`FrameHeader::encode_word`](crate::wire::frame::FrameHeader::encode_word)
+    /// gives it), then `payload` (masked with `key` when there is one), with
+    /// one reservation and no zero-filling.
     #[inline]
-    pub(crate) fn extend_frame(
-        &mut self,
-        head: &[u8; MAX_HEADER_LEN],
-        head_len: usize,
-        payload: &[u8],
-        key: Option<[u8; 4]>,
-    ) {
+    pub(crate) fn extend_frame(&mut self, head: u128, head_len: usize, payload: &[u8], key: Option<[u8; 4]>) {
         crate::wire::mask::extend_frame(&mut self.tail, head, head_len, payload, key);
         self.len += head_len + payload.len();
     }

@@ -21,6 +21,10 @@ use bytes::Bytes;
 /// the output buffer) when the machine owns them.
 const COPY_BELOW: usize = 4096;
 
+/// Borrowed payloads from this size on are offered to the transport by
+/// [`Connection::send_direct`] rather than copied into the output.
+pub(crate) const DIRECT_FROM: usize = COPY_BELOW;
+
 /// Frames encoded beforehand (prepared messages) from this size on are
 /// queued as a shared chunk; shorter ones are copied into the output. In
 /// `benches/broadcast.rs` (10,000 connections) copying was faster up to
@@ -82,6 +86,72 @@ impl Connection {
                 Ok(())
             }
         }
+    }
+
+    /// Sends a whole message as [`Connection::send`] does, and when its
+    /// frame can go to the transport as it stands, offers it to `write`
+    /// first instead of copying the payload into the output: for a driver
+    /// whose transport can take bytes now (a non-blocking write).
+    ///
+    /// That is the case when nothing else is queued, the payload is
+    /// borrowed, goes out unchanged (a server's frame: unmasked; not
+    /// compressed) and is long enough (4 KiB) for the copy to matter.
+    /// Then `write` gets the frame's header and payload, writes what the
+    /// transport takes without waiting and returns how many bytes it
+    /// wrote (0 when the transport would block or failed: the driver
+    /// keeps its error); only the rest is queued. Otherwise `write` is not
+    /// called and the message is queued as by `send`. Either way, what
+    /// remains is in [`Connection::pending_output`] as usual, and a
+    /// refused message (the same checks as `send`) writes nothing.
+    ///
+    /// ```
+    /// use wsmachine::{Config, Connection};
+    /// let mut conn = Connection::open_server(Config::default());
+    /// let payload = vec![7u8; 10_000];
+    /// let mut wire = Vec::new();
+    /// conn.send_direct(&payload[..], |[head, body]| {
+    ///     // A transport that takes the header and 5,000 payload bytes now.
+    ///     wire.extend_from_slice(head);
+    ///     wire.extend_from_slice(&body[..5_000]);
+    ///     head.len() + 5_000
+    /// })?;
+    /// assert_eq!(&wire[..4], [0x82, 126, 0x27, 0x10]); // RFC 6455 §5.2: FIN, binary, 16-bit length
+    /// assert_eq!(conn.buffered_amount(), 5_000); // the rest is queued
+    /// # Ok::<(), wsmachine::Error>(())
+    /// ```
+    pub fn send_direct<'a>(
+        &mut self,
+        message: impl Into<Outgoing<'a>>,
+        write: impl FnOnce([&[u8]; 2]) -> usize,
+    ) -> Result<(), Error> {
+        let message = message.into();
+        let (opcode, payload): (_, &'a [u8]) = match &message {
+            Outgoing::Text(t) => (OpCode::Text, (*t).as_bytes()),
+            Outgoing::Binary(b) => (OpCode::Binary, *b),
+            Outgoing::Owned(_) => return self.send(message),
+        };
+        let direct = self.role == Role::Server
+            && payload.len() >= DIRECT_FROM
+            && self.out.len() == 0
+            && self.pending_pong.is_none()
+            && !self.wants_encoding(payload.len(), Compression::Auto);
+        if !direct {
+            return self.send(message);
+        }
+        self.check_can_send_message()?;
+        // The same limit as a queued frame: what `send` refuses is refused.
+        self.check_room(payload.len())?;
+        self.on_message_activity();
+        let (head, n, _) = self.header(opcode, true, 0, payload.len());
+        let head = &head.to_le_bytes()[..n];
+        let written = write([head, payload]).min(n + payload.len());
+        if written < n {
+            self.out.extend(&head[written..]);
+            self.out.extend(payload);
+        } else {
+            self.out.extend(&payload[written - n..]);
+        }
+        Ok(())
     }
 
     #[inline]
@@ -365,13 +435,7 @@ impl Connection {
     }
 
     #[inline]
-    fn header(
-        &mut self,
-        opcode: OpCode,
-        fin: bool,
-        rsv: u8,
-        len: usize,
-    ) -> ([u8; MAX_HEADER_LEN], usize, Option<[u8; 4]>) {
+    fn header(&mut self, opcode: OpCode, fin: bool, rsv: u8, len: usize) -> (u128, usize, Option<[u8; 4]>) {
         // A waiting automatic pong goes before the next frame (this one is
         // not it: the pong is taken out of its slot before it is written).
         self.flush_pong();
@@ -386,11 +450,10 @@ impl Connection {
                 Some(key)
             }
         };
-        let mut buf = [0u8; MAX_HEADER_LEN];
         let mut header = FrameHeader::new(fin, opcode, mask, len as u64);
         header.set_rsv(rsv);
-        let n = header.encode(&mut buf);
-        (buf, n, mask)
+        let (word, n) = header.encode_word();
+        (word, n, mask)
     }
 
     /// Queues one frame, copying (and for a client masking) the payload in
@@ -398,7 +461,7 @@ impl Connection {
     #[inline]
     pub(crate) fn write_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) {
         let (head, n, mask) = self.header(opcode, fin, 0, payload.len());
-        self.out.extend_frame(&head, n, payload, mask);
+        self.out.extend_frame(head, n, payload, mask);
     }
 
     /// Queues one frame whose payload is already a `Bytes`: a server hands
@@ -409,7 +472,7 @@ impl Connection {
             return self.write_frame(opcode, fin, &payload);
         }
         let (head, n, _) = self.header(opcode, fin, 0, payload.len());
-        self.out.extend(&head[..n]);
+        self.out.extend(&head.to_le_bytes()[..n]);
         self.out.push_chunk(payload);
     }
 
@@ -432,10 +495,10 @@ impl Connection {
     fn write_frame_vec(&mut self, opcode: OpCode, fin: bool, rsv: u8, mut payload: Vec<u8>) {
         let (head, n, mask) = self.header(opcode, fin, rsv, payload.len());
         if payload.len() < COPY_BELOW {
-            self.out.extend_frame(&head, n, &payload, mask);
+            self.out.extend_frame(head, n, &payload, mask);
             return;
         }
-        self.out.extend(&head[..n]);
+        self.out.extend(&head.to_le_bytes()[..n]);
         if let Some(key) = mask {
             crate::wire::mask::apply_mask(&mut payload, key, 0);
         }

@@ -109,25 +109,22 @@ pub fn extend_masked(dst: &mut BytesMut, src: &[u8], key: [u8; 4], offset: usize
     unsafe { dst.set_len(len) };
 }
 
-/// Appends one frame to `dst`: the first `head_len` bytes of `head`, then
-/// `payload`, masked with `key` when there is one (a client's frame,
-/// RFC 6455 §5.3). One reservation, every byte written once, straight into
-/// the spare capacity: the cost of a small send is mostly this.
-pub(crate) fn extend_frame(
-    dst: &mut BytesMut,
-    head: &[u8; MAX_HEADER_LEN],
-    head_len: usize,
-    payload: &[u8],
-    key: Option<[u8; 4]>,
-) {
+/// Appends one frame to `dst`: the first `head_len` bytes of `head` (the
+/// header's bytes from its lowest byte on, as
+/// [`FrameHeader::encode_word`](super::frame::FrameHeader::encode_word)
+/// gives them), then `payload`, masked with `key` when there is one (a
+/// client's frame, RFC 6455 §5.3). One reservation, every byte written
+/// once, straight into the spare capacity: the cost of a small send is
+/// mostly this.
+pub(crate) fn extend_frame(dst: &mut BytesMut, head: u128, head_len: usize, payload: &[u8], key: Option<[u8; 4]>) {
     let head_len = head_len.min(MAX_HEADER_LEN);
     // (A slice is at most `isize::MAX` bytes: this cannot overflow.)
-    dst.reserve(MAX_HEADER_LEN + payload.len());
+    dst.reserve(HEAD_WORD + payload.len());
     let spare = dst.spare_capacity_mut();
-    // The whole header array, a fixed-size copy; the payload then starts at
-    // `head_len`, over the bytes of it that are not part of this header.
-    for (d, s) in spare[..MAX_HEADER_LEN].iter_mut().zip(head) {
-        *d = MaybeUninit::new(*s);
+    // The whole header word, one fixed-size store; the payload then starts
+    // at `head_len`, over the bytes of it that are not part of this header.
+    for (d, s) in spare[..HEAD_WORD].iter_mut().zip(head.to_le_bytes()) {
+        *d = MaybeUninit::new(s);
     }
     let body = &mut spare[head_len..head_len + payload.len()];
     match key {
@@ -142,13 +139,17 @@ pub(crate) fn extend_frame(
         },
     }
     let len = dst.len() + head_len + payload.len();
-    // SAFETY: `reserve` made room for `MAX_HEADER_LEN + payload.len()`
-    // bytes (`head_len` is at most `MAX_HEADER_LEN`); the first `head_len`
-    // of them were written from `head` and the `payload.len()` after them
+    // SAFETY: `reserve` made room for `HEAD_WORD + payload.len()` bytes
+    // (`head_len` is at most `MAX_HEADER_LEN`, less than `HEAD_WORD`); the
+    // first `head_len` of them were written from `head` and the
+    // `payload.len()` after them
     // by the copy or the masking loops (both initialize all of `body`), so
     // the new length covers only initialized bytes.
     unsafe { dst.set_len(len) };
 }
+
+/// The bytes of a header word (`u128`), at least [`MAX_HEADER_LEN`].
+const HEAD_WORD: usize = 16;
 
 /// Writes `src` XORed with `key` (from key position 0) into `dst` (same
 /// length), 8 bytes at a time, initializing all of it.
@@ -303,13 +304,13 @@ mod tests {
         for &len in lens {
             let payload: Vec<u8> = (0..len).map(|i| (i * 31 + 5) as u8).collect();
             for head_len in [2, 4, 6, 10, MAX_HEADER_LEN] {
-                let mut head = [0u8; MAX_HEADER_LEN];
+                let mut head = [0u8; HEAD_WORD];
                 for (i, b) in head.iter_mut().enumerate() {
                     *b = 0xa0 + i as u8;
                 }
                 for mask in [None, Some(key)] {
                     let mut buf = BytesMut::from(&b"xyz"[..]);
-                    extend_frame(&mut buf, &head, head_len, &payload, mask);
+                    extend_frame(&mut buf, u128::from_le_bytes(head), head_len, &payload, mask);
                     let mut body = payload.clone();
                     if let Some(k) = mask {
                         naive(&mut body, k, 0);

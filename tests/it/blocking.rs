@@ -440,3 +440,86 @@ fn read_buffered_takes_what_one_read_brought_without_reading_again() {
     assert!(matches!(ws.read(), Err(e) if e.is_would_block()));
     assert_eq!(reads.get(), 2);
 }
+
+/// A non-blocking transport that takes at most 1,000 bytes per write and
+/// would block on every other write; keeps what it took, and notes whether
+/// it was handed bytes inside `watched` (the application's payload).
+struct Trickle {
+    taken: Vec<u8>,
+    calls: usize,
+    watched: std::ops::Range<usize>,
+    saw_payload: bool,
+}
+
+impl std::io::Read for Trickle {
+    fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+        Err(std::io::ErrorKind::WouldBlock.into())
+    }
+}
+
+impl std::io::Write for Trickle {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.write_vectored(&[std::io::IoSlice::new(buf)])
+    }
+    fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+        self.calls += 1;
+        if self.calls % 2 == 0 {
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
+        let mut room = 1000;
+        let before = self.taken.len();
+        for b in bufs {
+            if !b.is_empty() && self.watched.contains(&(b.as_ptr() as usize)) {
+                self.saw_payload = true;
+            }
+            let n = b.len().min(room);
+            self.taken.extend_from_slice(&b[..n]);
+            room -= n;
+        }
+        Ok(self.taken.len() - before)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl blocking::Transport for Trickle {}
+
+// A server's long borrowed payload goes to the stream straight from the
+// application's buffer (`Connection::send_direct`), also when the stream
+// takes a little at a time and would block: what `send` and the flushes
+// after it wrote is exactly the frames (RFC 6455 §5.2) of the messages
+// sent, in order, and the payload was handed to the stream uncopied.
+#[test]
+fn a_long_borrowed_payload_is_written_without_a_copy() {
+    let payload: Vec<u8> = (0..50_000).map(|i| (i * 7 + 1) as u8).collect();
+    let watched = payload.as_ptr() as usize..payload.as_ptr() as usize + payload.len();
+    let stream = Trickle {
+        taken: Vec::new(),
+        calls: 0,
+        watched,
+        saw_payload: false,
+    };
+    let mut ws = blocking::WebSocket::from_connection(wsmachine::Connection::open_server(Config::default()), stream);
+    for _ in 0..3 {
+        ws.send(&payload[..]).unwrap();
+        ws.send("short").unwrap();
+    }
+    while ws.connection().buffered_amount() > 0 {
+        match ws.flush() {
+            Ok(()) => {}
+            Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert!(ws.get_ref().saw_payload, "the payload was copied before it was written");
+    let frames = crate::util::parse_frames(&ws.get_ref().taken);
+    assert_eq!(frames.len(), 6);
+    for pair in frames.chunks(2) {
+        assert_eq!(
+            (pair[0].opcode, pair[0].fin, &pair[0].payload[..]),
+            (2, true, &payload[..])
+        );
+        assert_eq!((pair[1].opcode, &pair[1].payload[..]), (1, &b"short"[..]));
+    }
+}

@@ -49,6 +49,7 @@ mod proxy;
 mod receive_path;
 #[cfg(all(feature = "axum", feature = "http2"))]
 mod rfc8441_both;
+mod send_direct;
 #[cfg(feature = "rustls")]
 mod tls;
 #[cfg(feature = "tokio")]

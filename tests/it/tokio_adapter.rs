@@ -888,3 +888,136 @@ async fn stream_ext_split_halves_lose_no_wakeup() {
     assert!(info.was_clean);
     server.await.unwrap().unwrap();
 }
+
+/// A transport that notes whether it was ever handed bytes that lie inside
+/// `watched` (the application's payload): then they were not copied into
+/// the connection's output first.
+struct Spy<T> {
+    inner: T,
+    watched: std::ops::Range<usize>,
+    saw_payload: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<T> Spy<T> {
+    fn note(&self, buf: &[u8]) {
+        if !buf.is_empty() && self.watched.contains(&(buf.as_ptr() as usize)) {
+            self.saw_payload.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Spy<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Spy<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.note(buf);
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        for b in bufs {
+            self.note(b);
+        }
+        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+// A server's long borrowed payload goes to the transport straight from the
+// application's buffer (`Connection::send_direct`), over a vectored
+// transport (TCP) and one that is not (an in-memory pipe of 1,500 bytes,
+// which takes a little at a time and makes the writer wait): every message
+// arrives whole and in order (RFC 6455 §5.2), the payload was handed to the
+// transport uncopied, and a short message between long ones is not
+// interleaved with them.
+#[tokio::test]
+async fn long_borrowed_payloads_are_written_without_a_copy() {
+    const N: usize = 12;
+    let payload = pattern(300 << 10);
+    let saw = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watched = payload.as_ptr() as usize..payload.as_ptr() as usize + payload.len();
+    let (listener, url) = listener().await;
+    for vectored in [true, false] {
+        saw.store(false, std::sync::atomic::Ordering::Relaxed);
+        let (server_io, client_io): (Box<dyn Io>, Box<dyn Io>) = if vectored {
+            let client = TcpStream::connect(url.trim_start_matches("ws://").trim_end_matches('/'));
+            let (client, accepted) = tokio::join!(client, listener.accept());
+            (Box::new(accepted.unwrap().0), Box::new(client.unwrap()))
+        } else {
+            let (a, b) = tokio::io::duplex(1500);
+            (Box::new(a), Box::new(b))
+        };
+        let spy = Spy {
+            inner: server_io,
+            watched: watched.clone(),
+            saw_payload: saw.clone(),
+        };
+        let mut server =
+            ws::WebSocketStream::from_connection(wsmachine::Connection::open_server(Config::default()), spy);
+        let mut client = ws::WebSocketStream::from_connection(
+            wsmachine::Connection::open_client(Config::default(), wsmachine::rng::ChaCha20Rng::from_seed([5; 32])),
+            client_io,
+        );
+        let payload = &payload;
+        let sender = async move {
+            for i in 0..N {
+                if i % 3 == 2 {
+                    server.send("short").await.unwrap();
+                } else {
+                    server.send(&payload[..]).await.unwrap();
+                }
+            }
+            server.close(CloseCode::NORMAL, "").await.unwrap();
+            assert!(read_to_end(&mut server).await.was_clean);
+        };
+        let receiver = async move {
+            for i in 0..N {
+                match next_message(&mut client).await {
+                    Event::Text(t) => assert!(i % 3 == 2 && &*t == "short", "message {i}"),
+                    Event::Binary(b) => assert!(i % 3 != 2 && b[..] == payload[..], "message {i}"),
+                    other => panic!("message {i}: {other:?}"),
+                }
+            }
+            assert!(read_to_end(&mut client).await.was_clean);
+        };
+        tokio::time::timeout(Duration::from_secs(60), async { tokio::join!(sender, receiver) })
+            .await
+            .expect("the exchange finished");
+        assert!(
+            saw.load(std::sync::atomic::Ordering::Relaxed),
+            "vectored {vectored}: the payload was copied before it was written"
+        );
+    }
+}
+
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
