@@ -9,6 +9,7 @@
 //! on every x86_64, NEON on every aarch64, plain words elsewhere). With `std`
 //! on x86/x86_64, the same loops compiled for AVX2 are chosen at run time
 //! when the CPU has it (3.5x the SSE2 speed on 64 KiB in cache, measured).
+//! The vector loops start at the buffer's first cache-line boundary.
 //! This is the crate's only module with `unsafe`: calling the AVX2 copies
 //! (after detecting AVX2) and appending masked bytes to a buffer without
 //! zeroing it first. `cargo +nightly miri test` runs over it in CI.
@@ -42,21 +43,37 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
         xor_words(buf, key);
         return;
     }
+    // Up to the first 64-byte boundary 8 bytes at a time, so that the vector
+    // loop loads and stores whole cache lines (an access across two lines
+    // costs about two; receiving 64 KiB messages took 4 % less time aligned).
+    let (lead, rest) = buf.split_at_mut(to_boundary(buf.as_ptr()).min(buf.len()));
+    xor_words(lead, key);
+    let key = rotate(key, lead.len());
     // Whole blocks through the vector loop; the tail (under one block, which
-    // starts at key position 0 again) 8 bytes at a time.
-    let (blocks, tail) = buf.split_at_mut(buf.len() - buf.len() % BLOCK);
-    let wide = widen(key);
+    // starts at the same key position) 8 bytes at a time.
+    let (blocks, tail) = rest.split_at_mut(rest.len() - rest.len() % BLOCK);
+    xor_blocks(blocks, &widen(key));
+    xor_words(tail, key);
+}
+
+/// Bytes from `p` to the next multiple of [`BLOCK`] (a cache line) in the
+/// address space; 0 when `p` is on one.
+#[inline]
+fn to_boundary<T>(p: *const T) -> usize {
+    (BLOCK - (p as usize) % BLOCK) % BLOCK
+}
+
+/// [`xor_in_place`] with AVX2 where the CPU has it. (An AVX-512 copy was
+/// measured no faster: the same at 64 KiB, 6 % slower receiving 1 MiB.)
+#[inline]
+fn xor_blocks(blocks: &mut [u8], wide: &[u8; BLOCK]) {
     #[cfg(all(feature = "std", any(target_arch = "x86", target_arch = "x86_64"), not(miri)))]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above), the only
         // requirement of calling a function compiled with it enabled.
-        unsafe { xor_avx2(blocks, &wide) };
-    } else {
-        xor_in_place(blocks, &wide);
+        return unsafe { xor_avx2(blocks, wide) };
     }
-    #[cfg(not(all(feature = "std", any(target_arch = "x86", target_arch = "x86_64"), not(miri))))]
-    xor_in_place(blocks, &wide);
-    xor_words(tail, key);
+    xor_in_place(blocks, wide)
 }
 
 /// Below this many bytes [`apply_mask`] skips the block loop (measured with
@@ -172,17 +189,20 @@ fn mask_into_words(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]) {
 /// The block loop of [`extend_masked`], with AVX2 where the CPU has it.
 #[inline]
 fn mask_into_blocks(spare: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4], offset: usize) {
-    let wide = widen(rotate(key, offset));
+    // Up to the destination's first cache-line boundary 8 bytes at a time
+    // (as in `apply_mask`: the stores then fill whole lines).
+    let lead = to_boundary(spare.as_ptr()).min(src.len()).min(spare.len());
+    let (spare_lead, spare) = spare.split_at_mut(lead);
+    let (src_lead, src) = src.split_at(lead);
+    mask_into_words(spare_lead, src_lead, rotate(key, offset));
+    let wide = widen(rotate(key, offset + lead));
     #[cfg(all(feature = "std", any(target_arch = "x86", target_arch = "x86_64"), not(miri)))]
     if src.len() >= BLOCK && std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above), the only
         // requirement of calling a function compiled with it enabled.
-        unsafe { mask_into_avx2(spare, src, &wide) };
-    } else {
-        mask_into(spare, src, &wide);
+        return unsafe { mask_into_avx2(spare, src, &wide) };
     }
-    #[cfg(not(all(feature = "std", any(target_arch = "x86", target_arch = "x86_64"), not(miri))))]
-    mask_into(spare, src, &wide);
+    mask_into(spare, src, &wide)
 }
 
 /// Writes `src` XORed with the key repeated in `wide` into `dst` (same
@@ -276,6 +296,24 @@ mod tests {
                 apply_mask(&mut a, key, offset);
                 naive(&mut b, key, offset);
                 assert_eq!(a, b, "len {len} offset {offset}");
+            }
+            // Every alignment of the buffer's start against a cache line
+            // (the vector loops start at the first boundary).
+            if len >= BLOCK_LOOP_MIN && !cfg!(miri) || len == 300 {
+                let src: Vec<u8> = (0..len + BLOCK).map(|i| (i * 5 + 1) as u8).collect();
+                for start in 0..BLOCK {
+                    let mut a = src.clone();
+                    let mut b = src.clone();
+                    apply_mask(&mut a[start..start + len], key, 3);
+                    naive(&mut b[start..start + len], key, 3);
+                    assert_eq!(a, b, "len {len} start {start}");
+                    let mut grown = BytesMut::with_capacity(len + BLOCK);
+                    grown.extend_from_slice(&src[..start]);
+                    extend_masked(&mut grown, &src[start..start + len], key, 1);
+                    let mut expected = src[start..start + len].to_vec();
+                    naive(&mut expected, key, 1);
+                    assert_eq!(&grown[start..], &expected[..], "extend_masked len {len} start {start}");
+                }
             }
             let src: Vec<u8> = (0..len).map(|i| (i * 13) as u8).collect();
             for offset in 0..4 {
