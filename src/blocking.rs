@@ -61,11 +61,7 @@ fn write_now<S: Write>(stream: &mut S, parts: [&[u8]; 2], failed: &mut Option<io
     let total = parts[0].len() + parts[1].len();
     let mut done = 0;
     while done < total {
-        // What is left: the rest of the first part (if any), then the second.
-        let (first, second) = match done.checked_sub(parts[0].len()) {
-            None => (&parts[0][done..], parts[1]),
-            Some(into_second) => (&parts[1][into_second..], &[][..]),
-        };
+        let (first, second) = crate::driver::unwritten(parts, done);
         match stream.write_vectored(&[io::IoSlice::new(first), io::IoSlice::new(second)]) {
             Ok(0) => {
                 *failed = Some(ErrorKind::WriteZero.into());

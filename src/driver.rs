@@ -246,6 +246,17 @@ pub(crate) fn decide_on(
     }
 }
 
+/// What of a frame's `parts` (header, payload) is left to write once
+/// `done` bytes of them are written: the rest of the first part, if any,
+/// then the second (empty once the first is done). For the drivers' direct
+/// writes (`Connection::send_direct`).
+pub(crate) fn unwritten(parts: [&[u8]; 2], done: usize) -> (&[u8], &[u8]) {
+    match done.checked_sub(parts[0].len()) {
+        None => (&parts[0][done..], parts[1]),
+        Some(into_second) => (parts[1].get(into_second..).unwrap_or_default(), &[]),
+    }
+}
+
 /// The host and port to open a TCP connection to for `request` (an IPv6
 /// address without its brackets). Without the `rustls` feature a `wss://`
 /// request is [`Error::TlsNotSupported`].

@@ -196,11 +196,7 @@ fn write_now<T: AsyncWrite + ?Sized>(
     let total = parts[0].len() + parts[1].len();
     let mut done = 0;
     while done < total {
-        // What is left: the rest of the first part (if any), then the second.
-        let (first, second) = match done.checked_sub(parts[0].len()) {
-            None => (&parts[0][done..], parts[1]),
-            Some(into_second) => (&parts[1][into_second..], &[][..]),
-        };
+        let (first, second) = crate::driver::unwritten(parts, done);
         let result = if io.is_write_vectored() && !second.is_empty() {
             io.as_mut()
                 .poll_write_vectored(cx, &[IoSlice::new(first), IoSlice::new(second)])
