@@ -306,6 +306,15 @@ impl<S: Transport> WebSocket<S> {
     /// that is answered) but never reads cannot make the output grow. On a
     /// blocking stream writes wait anyway; on a non-blocking one `read`
     /// returns `WouldBlock` meanwhile.
+    ///
+    /// The gate is for the single loop this driver serves, where reading is
+    /// what makes output (an echo, a reply per request) and the
+    /// application's own sends through [`WebSocket::connection_mut`] are
+    /// held back by nothing else. Against a peer that also stops reading
+    /// while it writes, both sides can wait on each other: raise the mark
+    /// (`usize::MAX` turns the gate off; [`Config::max_output_buffer`]
+    /// still bounds the output) when the peer is such a one. The tokio
+    /// driver, whose sink holds the application's sends back, reads on.
     pub fn high_water_mark(&self) -> usize {
         self.high_water
     }

@@ -11,9 +11,10 @@ use crate::{Connection, Failure};
 use std::io;
 use std::string::{String, ToString};
 
-/// The default output high-water mark of the drivers: 128 KiB. Above it a
-/// driver reads nothing more until the transport has taken the output
-/// (and the tokio sink waits before taking another message).
+/// The default output high-water mark of the drivers: 128 KiB. Above it the
+/// tokio sink waits before taking another message, and the blocking
+/// driver's `read` reads nothing more until the transport has taken the
+/// output.
 pub const DEFAULT_HIGH_WATER_MARK: usize = 128 << 10;
 
 /// How a client connects, beyond the request itself: the connection's

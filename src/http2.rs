@@ -11,8 +11,8 @@
 //!
 //! - **Flow control.** What is read is handed to the machine at once and
 //!   its window credit given back then (`release_capacity`), so a stream
-//!   the application stops reading (the driver stops when its output is
-//!   above the high-water mark) stops the server once its window is used.
+//!   the application stops polling stops the server once its window is
+//!   used.
 //!   Writes take only the send capacity HTTP/2 grants (`reserve_capacity`,
 //!   `poll_capacity`): the rest stays in the machine, where
 //!   [`WebSocketStream::high_water_mark`] holds it back as it does on TCP.

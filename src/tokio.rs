@@ -490,12 +490,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 self.finished = true;
                 return Poll::Ready(None);
             }
-            if self.conn.buffered_amount() > self.high_water {
-                // The transport is not taking our output (the write above is
-                // pending and will wake us): read nothing more until it does,
-                // so a peer that sends but never reads cannot grow it.
-                return Poll::Pending;
-            }
             match ready!(self.poll_read_in(cx)) {
                 Ok(0) => {
                     self.transport_done = true;
@@ -715,10 +709,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> WebSocketStream<T> {
     }
 
     /// Output bytes above which the sink's `poll_ready` waits (while writing)
-    /// before taking another message, and the stream reads nothing more
-    /// until the transport has taken them (backpressure runs both ways: a
-    /// peer that pings but never reads cannot make the output grow); default
-    /// [`DEFAULT_HIGH_WATER_MARK`].
+    /// before taking another message; default [`DEFAULT_HIGH_WATER_MARK`].
+    ///
+    /// The stream goes on reading above the mark. What reading queues is
+    /// bounded without it (one automatic pong waits in one slot, RFC 6455
+    /// §5.5.3, so a peer that pings but never reads cannot make the output
+    /// grow), and a reader stopped behind the writer's output would deadlock
+    /// against a peer that does not read while it writes (a one-task echo
+    /// server awaiting its own send).
     pub fn high_water_mark(&self) -> usize {
         self.driver.high_water
     }
