@@ -374,6 +374,13 @@ const READY_MAX: usize = 64;
 /// ([`Reader::payload_buf`]) when at least this much of it is still to come.
 const DIRECT_MIN: usize = 4 << 10;
 
+/// The frame's payload goes to its message's reassembly buffer: a data
+/// frame of a fragmented message the extension does not decode, not
+/// streamed.
+fn reassembling(frame: &InFrame, msg: &InMessage, config: &Config) -> bool {
+    msg.fragmented && msg.decoding.is_none() && !frame.opcode.is_control() && !config.streaming
+}
+
 /// The header at the start of `buf`, when it opens a whole unfragmented text
 /// or binary message that passes every check of [`Reader::start_frame`]
 /// (RFC 6455 §5.1–5.4: FIN set, no RSV bits, masked as `role` requires, a
@@ -408,6 +415,62 @@ fn own_payload(payload: &[u8], mask: Option<[u8; 4]>) -> BytesMut {
         None => own.extend_from_slice(payload),
     }
     own
+}
+
+/// Appends payload bytes of a reassembled message's frame to the message
+/// (one pass from where they are to their final place): the first
+/// `unmasked` bytes of `src` are unmasked already and copied as they are,
+/// the rest are unmasked with `key` (from key position `offset`) as they
+/// are copied. Text is validated right after, from the first byte not yet
+/// validated (`validated` of `src`; the validator has seen those before
+/// it), RFC 6455 §8.1: it fails before the message is complete.
+fn append_fragment(
+    msg: &mut InMessage,
+    src: &[u8],
+    unmasked: usize,
+    validated: usize,
+    mask: Option<[u8; 4]>,
+    offset: usize,
+) -> Result<(), ProtocolError> {
+    let unmasked = unmasked.min(src.len());
+    let validated = validated.min(unmasked);
+    let text = msg.kind == DataKind::Text;
+    let start = msg.assembled.len();
+    msg.assembled.extend_from_slice(&src[..unmasked]);
+    let fresh = &src[unmasked..];
+    match mask {
+        Some(key) if text && validated == unmasked => {
+            // Validated piece by piece as it is unmasked, while in cache.
+            if unmask_in(&mut msg.assembled, fresh, key, offset, Some(&mut msg.utf8)) != fresh.len() {
+                return Err(ProtocolError::InvalidUtf8);
+            }
+            return Ok(());
+        }
+        Some(key) => extend_masked(&mut msg.assembled, fresh, key, offset),
+        None => msg.assembled.extend_from_slice(fresh),
+    }
+    if text {
+        msg.utf8
+            .feed(&msg.assembled[start + validated..])
+            .map_err(|_| ProtocolError::InvalidUtf8)?;
+    }
+    Ok(())
+}
+
+/// A reassembled message's bytes once its last frame is in. The buffer grew
+/// in doubling steps: a short message, or one with much spare room, is
+/// copied to its size, so a kept message holds what it is.
+fn assembled_message(msg: &mut InMessage) -> Result<Item, ProtocolError> {
+    if msg.kind == DataKind::Text {
+        msg.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+    }
+    let assembled = core::mem::take(&mut msg.assembled);
+    let data = if assembled.len() < OWN_BELOW || assembled.capacity() / 2 > assembled.len() {
+        Bytes::copy_from_slice(&assembled)
+    } else {
+        assembled.freeze()
+    };
+    Ok(message(msg.kind, data))
 }
 
 /// Receive state of an open connection.
@@ -491,24 +554,35 @@ impl Reader {
             ahead.extend(data);
             return;
         }
-        let taken = self.absorb(buf, data);
+        let taken = self.absorb(buf, data, config);
         let mut rest = &data[taken..];
         if rest.is_empty() {
             return;
         }
-        if self.holds_complete_plain_frame(buf) && self.ready.len() < READY_MAX {
-            // The frame the buffer holds ends in `data`: read it now, so that
-            // what follows it starts with nothing buffered before it.
+        let frame_ends = self.holds_complete_plain_frame(buf) || self.ends_reassembled_frame(buf, config);
+        if frame_ends && self.ready.len() < READY_MAX {
+            // The frame the buffer holds (or whose bytes went to its
+            // message) ends in `data`: read it now, so that what follows it
+            // starts with nothing buffered before it.
             match self.next_buffered(buf, config, None) {
                 Ok(Some(item)) => self.ready.push(Ok(item)),
                 Ok(None) => {}
                 Err(e) => self.ready.push(Err(e)),
             }
         }
-        if buf.is_empty() && self.at_message_boundary(config) {
-            rest = self.read_short(rest, config);
+        // Whole short messages and the frames of fragmented messages, in
+        // any order, for as long as nothing is buffered before them.
+        while buf.is_empty() {
+            let before = rest.len();
+            if self.at_message_boundary(config) {
+                rest = self.read_short(rest, config);
+            }
+            rest = self.read_fragments(rest, config);
             if rest.is_empty() {
                 return;
+            }
+            if rest.len() == before {
+                break;
             }
         }
         if !self.start_ahead(buf, rest, config) {
@@ -529,6 +603,86 @@ impl Reader {
             && msg.decoding.is_none()
             && frame.remaining == buf.len() as u64
             && frame.unmasked == buf.len()
+    }
+
+    /// The frame being read is a fragment of a reassembled message, all of
+    /// it taken into the message ([`Reader::absorb`]): reading it (ending
+    /// the frame, and the message on its last) takes nothing else.
+    fn ends_reassembled_frame(&self, buf: &BytesMut, config: &Config) -> bool {
+        let (Some(frame), Some(msg)) = (self.frame.as_ref(), self.message.as_ref()) else {
+            return false;
+        };
+        buf.is_empty() && frame.remaining == 0 && reassembling(frame, msg, config)
+    }
+
+    /// Reads the frames of fragmented messages at the start of `data` (the
+    /// one open, continued, or a new one where a message may start) straight
+    /// into their message, unmasked as they are copied and their text
+    /// validated (RFC 6455 §8.1), each frame checked by
+    /// [`Reader::start_frame`] before its bytes are taken; a message whose
+    /// last frame is in goes to the queue of items read ahead. Returns the
+    /// bytes after them: empty when a frame goes on in the next read (which
+    /// [`Reader::absorb`] takes), and it stops at anything else (a control
+    /// frame, an unfragmented message, a compressed one, an incomplete
+    /// header), which the other paths read, and at a rule broken (queued as
+    /// the error; nothing after it is read).
+    fn read_fragments<'d>(&mut self, mut data: &'d [u8], config: &Config) -> &'d [u8] {
+        while self.frame.is_none()
+            && self.ahead.is_none()
+            && self.pre_unmasked == 0
+            && self.pre_validated.is_none()
+            && !config.streaming
+            && !self.ready.ends_in_error()
+            && self.ready.len() < READY_MAX
+        {
+            let Ok(Some((h, header_len))) = FrameHeader::decode(data) else {
+                break;
+            };
+            let opens = matches!(h.opcode, OpCode::Text | OpCode::Binary) && !h.fin && self.message.is_none();
+            let continues = h.opcode == OpCode::Continuation
+                && self
+                    .message
+                    .as_ref()
+                    .is_some_and(|m| m.fragmented && m.decoding.is_none());
+            if h.rsv() != 0 || !(opens || continues) {
+                break;
+            }
+            // RSV bits clear: no extension is involved, so the checks are
+            // those of a connection without one.
+            if let Err(e) = self.start_frame(&h, config, None) {
+                self.ready.push(Err(e));
+                return &[];
+            }
+            let Some(msg) = self.message.as_mut() else {
+                break;
+            };
+            data = &data[header_len..];
+            let n = usize::try_from(h.payload_len).map_or(data.len(), |len| len.min(data.len()));
+            if let Err(e) = append_fragment(msg, &data[..n], 0, 0, h.mask, 0) {
+                self.ready.push(Err(e));
+                return &[];
+            }
+            data = &data[n..];
+            if (n as u64) < h.payload_len {
+                // The frame goes on in the next read.
+                self.frame = Some(InFrame {
+                    opcode: h.opcode,
+                    fin: h.fin,
+                    mask: h.mask,
+                    remaining: h.payload_len - n as u64,
+                    done: 0,
+                    unmasked: 0,
+                    taken: n as u64,
+                });
+                return data;
+            }
+            if h.fin {
+                let item = assembled_message(msg);
+                self.message = None;
+                self.ready.push(item);
+            }
+        }
+        data
     }
 
     /// No frame or message is open and nothing read ahead failed: the next
@@ -639,13 +793,30 @@ impl Reader {
     /// when everything buffered is already-unmasked payload, and appends them
     /// to `buf` (unmasked in the same pass as the copy, when masked). Returns
     /// how many bytes it took; the caller appends the rest as they are.
-    fn absorb(&mut self, buf: &mut BytesMut, data: &[u8]) -> usize {
+    fn absorb(&mut self, buf: &mut BytesMut, data: &[u8], config: &Config) -> usize {
         let Some(frame) = self.frame.as_mut() else { return 0 };
         if buf.len() != frame.unmasked {
             return 0;
         }
         let room = frame.remaining.saturating_sub(buf.len() as u64);
         let n = usize::try_from(room).map_or(data.len(), |r| r.min(data.len()));
+        if let Some(msg) = self
+            .message
+            .as_mut()
+            .filter(|m| buf.is_empty() && reassembling(frame, m, config))
+        {
+            // A fragment of a reassembled message: straight to the message.
+            let offset = frame.taken as usize & 3;
+            if let Err(e) = append_fragment(msg, &data[..n], 0, 0, frame.mask, offset) {
+                // Nothing after a broken rule is read.
+                self.frame = None;
+                self.ready.push(Err(e));
+                return data.len();
+            }
+            frame.remaining -= n as u64;
+            frame.taken += n as u64;
+            return n;
+        }
         let Some(key) = frame.mask else {
             // A server's frame (a client reads it): nothing to unmask; the
             // text is validated when the frame is read.
@@ -765,6 +936,33 @@ impl Reader {
             };
             // Payload bytes of this frame present in the buffer.
             let avail = usize::try_from(frame.remaining).map_or(buf.len(), |r| r.min(buf.len()));
+            if let Some(msg) = self.message.as_mut().filter(|m| reassembling(frame, m, config)) {
+                // A fragment of a reassembled message: its bytes go straight
+                // to the message, unmasked as they are copied (no pass over
+                // them in the receive buffer first).
+                let complete = frame.remaining == avail as u64;
+                if avail == 0 && !complete {
+                    return Ok(None);
+                }
+                let offset = (frame.taken as usize & 3) + frame.unmasked;
+                append_fragment(msg, &buf[..avail], frame.unmasked, frame.done, frame.mask, offset)?;
+                buf.advance(avail);
+                frame.remaining -= avail as u64;
+                frame.taken += avail as u64;
+                frame.done = 0;
+                frame.unmasked = 0;
+                if !complete {
+                    return Ok(None);
+                }
+                let fin = frame.fin;
+                self.frame = None;
+                if !fin {
+                    continue;
+                }
+                let item = assembled_message(msg);
+                self.message = None;
+                return item.map(Some);
+            }
             if avail > frame.unmasked {
                 if let Some(key) = frame.mask {
                     // The key position is the count of payload bytes before these.
@@ -825,10 +1023,10 @@ impl Reader {
                 }
             }
             let fin = complete && frame.fin;
-            if config.streaming || msg.fragmented {
-                // Take the fresh bytes off the buffer at once: hand them out
-                // (streaming) or append them to the message (reassembly), so
-                // the receive buffer never holds a fragment beside its copy.
+            if config.streaming {
+                // Take the fresh bytes off the buffer at once and hand them
+                // out, so the receive buffer never holds a piece beside its
+                // copy.
                 if avail == 0 && !complete {
                     return Ok(None);
                 }
@@ -842,39 +1040,18 @@ impl Reader {
                 if fin && msg.kind == DataKind::Text {
                     msg.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
                 }
-                if config.streaming {
-                    let data = take(buf, avail);
-                    let first = !msg.delivered;
-                    msg.delivered = true;
-                    let kind = msg.kind;
-                    if fin {
-                        self.message = None;
-                    }
-                    // An empty piece that neither starts nor ends the message says nothing.
-                    if data.is_empty() && !first && !fin {
-                        continue;
-                    }
-                    return Ok(Some(Item::Fragment(Fragment { kind, data, first, fin })));
-                }
-                msg.assembled.extend_from_slice(&buf[..avail]);
-                buf.advance(avail);
-                if !fin {
-                    if complete {
-                        continue;
-                    }
-                    return Ok(None);
-                }
-                let assembled = core::mem::take(&mut msg.assembled);
-                // The message buffer grew in doubling steps: a short message,
-                // or one with much spare room, is copied to its size.
-                let data = if assembled.len() < OWN_BELOW || assembled.capacity() / 2 > assembled.len() {
-                    Bytes::copy_from_slice(&assembled)
-                } else {
-                    assembled.freeze()
-                };
+                let data = take(buf, avail);
+                let first = !msg.delivered;
+                msg.delivered = true;
                 let kind = msg.kind;
-                self.message = None;
-                return Ok(Some(message(kind, data)));
+                if fin {
+                    self.message = None;
+                }
+                // An empty piece that neither starts nor ends the message says nothing.
+                if data.is_empty() && !first && !fin {
+                    continue;
+                }
+                return Ok(Some(Item::Fragment(Fragment { kind, data, first, fin })));
             }
             if !complete {
                 return Ok(None);

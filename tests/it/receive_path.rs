@@ -3,7 +3,9 @@
 //! buffer of its own and unmasked as it is copied in (`Ahead`); short
 //! messages are taken straight out of the bytes given to `receive` into a
 //! queue read ahead of the buffer (`ReadAhead`); a long frame's payload can
-//! be read straight into its buffer (`payload_buf`). Whatever the read
+//! be read straight into its buffer (`payload_buf`); the frames of a
+//! fragmented message go straight into the message, unmasked as they are
+//! copied (`read_fragments`, `append_fragment`). Whatever the read
 //! sizes, whichever input call (`receive`, `receive_buf` or `payload_buf`),
 //! the events are the ones sent, in order (RFC 6455 §5.2, §5.3), and every
 //! rule still holds.
@@ -18,7 +20,20 @@ enum Sent {
     Binary(Vec<u8>),
     Text(String),
     Ping(Vec<u8>),
+    /// A message in fragments (RFC 6455 §5.4): the payload cut at `cuts`
+    /// (sorted byte positions; text may be cut inside a character), and a
+    /// ping between two of its frames after frame `ping` (§5.5: control
+    /// frames may be injected in the middle of a fragmented message).
+    Fragmented {
+        text: bool,
+        payload: Vec<u8>,
+        cuts: Vec<usize>,
+        ping: Option<usize>,
+    },
 }
+
+/// The ping sent inside a fragmented message.
+const INNER_PING: &[u8] = b"inside";
 
 fn arb_len() -> impl Strategy<Value = usize> {
     prop_oneof![
@@ -36,21 +51,77 @@ fn arb_sent() -> impl Strategy<Value = Sent> {
             Sent::Text(core::iter::repeat_n(c, n / c.len_utf8()).collect())
         }),
         1 => proptest::collection::vec(any::<u8>(), 0..=125).prop_map(Sent::Ping),
+        3 => arb_fragmented(),
     ]
+}
+
+fn arb_fragmented() -> impl Strategy<Value = Sent> {
+    let sizes = prop_oneof![0usize..300, 1usize..(40 << 10), (100usize << 10)..(300 << 10)];
+    let cuts = proptest::collection::vec(any::<u16>(), 1..12);
+    (sizes, any::<bool>(), any::<u8>(), cuts, any::<Option<u8>>()).prop_map(|(n, text, seed, raw_cuts, ping)| {
+        let payload: Vec<u8> = if text {
+            // 1- to 4-byte characters, cut to a character boundary at most `n`.
+            let s = "aé€𝄞".repeat(n / 10 + 1);
+            let end = (0..=n).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
+            s.as_bytes()[..end].to_vec()
+        } else {
+            (0..n)
+                .map(|i| (i as u8).wrapping_mul(seed | 1) ^ (i >> 11) as u8)
+                .collect()
+        };
+        let len = payload.len();
+        let mut cuts: Vec<usize> = raw_cuts.iter().map(|&c| (c as usize * (len + 1)) >> 16).collect();
+        cuts.sort_unstable();
+        let frames = cuts.len() + 1;
+        let ping = ping.map(|p| p as usize % (frames - 1)).filter(|_| frames > 1);
+        Sent::Fragmented {
+            text,
+            payload,
+            cuts,
+            ping,
+        }
+    })
 }
 
 /// The frames of `sent` as they reach `role`: a client's masked, each with
 /// its own key (RFC 6455 §5.3), a server's unmasked.
 fn wire_to(role: Role, sent: &[Sent]) -> Vec<u8> {
     let mut out = Vec::new();
-    for (i, m) in sent.iter().enumerate() {
-        let key = (role == Role::Server).then(|| (i as u32).wrapping_mul(0x9E37_79B9).to_le_bytes());
+    let mut frames = 0u32;
+    let mut key = || {
+        frames += 1;
+        (role == Role::Server).then(|| frames.wrapping_mul(0x9E37_79B9).to_le_bytes())
+    };
+    for m in sent {
         let (op, payload) = match m {
             Sent::Binary(b) => (OP_BINARY, &b[..]),
             Sent::Text(t) => (OP_TEXT, t.as_bytes()),
             Sent::Ping(p) => (OP_PING, &p[..]),
+            Sent::Fragmented {
+                text,
+                payload,
+                cuts,
+                ping,
+            } => {
+                let ends = cuts.iter().copied().chain([payload.len()]);
+                let mut start = 0;
+                for (i, end) in ends.enumerate() {
+                    let op = match (i, text) {
+                        (0, true) => OP_TEXT,
+                        (0, false) => OP_BINARY,
+                        _ => OP_CONT,
+                    };
+                    let fin = i == cuts.len();
+                    out.extend(raw_frame(fin, 0, op, key(), &payload[start..end]));
+                    if *ping == Some(i) {
+                        out.extend(raw_frame(true, 0, OP_PING, key(), INNER_PING));
+                    }
+                    start = end;
+                }
+                continue;
+            }
         };
-        out.extend(raw_frame(true, 0, op, key, payload));
+        out.extend(raw_frame(true, 0, op, key(), payload));
     }
     out
 }
@@ -107,8 +178,26 @@ fn feed_reads(conn: &mut Connection, bytes: &[u8], reads: &[(usize, Input)]) -> 
 }
 
 fn check(sent: &[Sent], seen: &[Event]) {
-    assert_eq!(seen.len(), sent.len(), "one event per frame: {seen:?}");
-    for (i, (m, e)) in sent.iter().zip(seen).enumerate() {
+    // A ping inside a fragmented message is seen before the message.
+    let expected: Vec<Sent> = sent
+        .iter()
+        .flat_map(|m| match m {
+            Sent::Fragmented {
+                text, payload, ping, ..
+            } => {
+                let message = if *text {
+                    Sent::Text(String::from_utf8(payload.clone()).unwrap())
+                } else {
+                    Sent::Binary(payload.clone())
+                };
+                let inner = ping.map(|_| Sent::Ping(INNER_PING.to_vec()));
+                inner.into_iter().chain([message]).collect::<Vec<_>>()
+            }
+            m => vec![m.clone()],
+        })
+        .collect();
+    assert_eq!(seen.len(), expected.len(), "one event per message and ping: {seen:?}");
+    for (i, (m, e)) in expected.iter().zip(seen).enumerate() {
         match (m, e) {
             (Sent::Binary(b), Event::Binary(got)) => assert!(got[..] == b[..], "binary message {i} differs"),
             (Sent::Text(t), Event::Text(got)) => assert!(&got[..] == t.as_str(), "text message {i} differs"),
@@ -357,4 +446,87 @@ fn a_frame_over_the_limit_after_another_is_1009() {
         ),
         "{seen:?}"
     );
+}
+
+// The frames of a fragmented message read straight into the message keep
+// every rule: invalid text in any fragment is 1007 (RFC 6455 §8.1) after
+// exactly the messages before it, a message whose fragments together pass
+// `max_message_size` is 1009 (checked on the header of the frame that
+// passes it), and a frame that is neither a continuation nor a
+// control frame inside the message is 1002 (§5.4).
+#[test]
+fn fragments_read_into_their_message_keep_every_rule() {
+    let binary = raw_frame(true, 0, OP_BINARY, Some(KEY), &[1u8; 100]);
+    let mut bad_text = binary.clone();
+    bad_text.extend(raw_frame(false, 0, OP_TEXT, Some(KEY), "é".repeat(2000).as_bytes()));
+    let mut invalid = vec![b'a'; 3000];
+    invalid[1500] = 0xFF;
+    bad_text.extend(raw_frame(false, 0, OP_CONT, Some([1, 2, 3, 4]), &invalid));
+    bad_text.extend(raw_frame(true, 0, OP_CONT, Some(KEY), b"end"));
+
+    let mut too_long = binary.clone();
+    for i in 0..5u8 {
+        too_long.extend(raw_frame(
+            i == 4,
+            0,
+            if i == 0 { OP_BINARY } else { OP_CONT },
+            Some(KEY),
+            &[i; 20 << 10],
+        ));
+    }
+
+    let mut new_message_inside = binary.clone();
+    new_message_inside.extend(raw_frame(false, 0, OP_BINARY, Some(KEY), &[5u8; 300]));
+    new_message_inside.extend(raw_frame(true, 0, OP_TEXT, Some(KEY), b"no"));
+
+    let config = Config {
+        max_message_size: 64 << 10,
+        ..Config::default()
+    };
+    type Case = (&'static str, Vec<u8>, fn(&ProtocolError) -> bool, u16);
+    let cases: [Case; 3] = [
+        (
+            "invalid text",
+            bad_text,
+            |e| matches!(e, ProtocolError::InvalidUtf8),
+            1007,
+        ),
+        (
+            "over the message limit",
+            too_long,
+            |e| matches!(e, ProtocolError::MessageTooLarge { .. }),
+            1009,
+        ),
+        (
+            "a new message inside",
+            new_message_inside,
+            |e| matches!(e, ProtocolError::ExpectedContinuation),
+            1002,
+        ),
+    ];
+    for (what, bytes, is_error, code) in cases {
+        for read in [64 << 10, 1000, 7] {
+            let mut conn = open(Role::Server, config.clone());
+            let seen = feed_reads(&mut conn, &bytes, &[(read, Input::Receive)]);
+            assert!(
+                matches!(&seen[0], Event::Binary(b) if b[..] == [1u8; 100]),
+                "{what}, {read}: {seen:?}"
+            );
+            assert!(
+                matches!(&seen[1], Event::Error(Failure::Protocol(e)) if is_error(e)),
+                "{what}, {read}: {:?}",
+                &seen[1..]
+            );
+            assert!(
+                seen[2..]
+                    .iter()
+                    .all(|e| !matches!(e, Event::Binary(_) | Event::Text(_))),
+                "{what}, {read}: a message after the error: {seen:?}"
+            );
+            assert!(
+                take_output(&mut conn).windows(2).any(|w| w == code.to_be_bytes()),
+                "{what}, {read}: no {code}"
+            );
+        }
+    }
 }
