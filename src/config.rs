@@ -51,7 +51,11 @@ pub struct Config {
     /// by construction.
     pub validate_outgoing_text: bool,
     /// How long to wait for the peer's close frame after sending ours, and
-    /// (client) for the server to close the transport (default 5 s).
+    /// (client) for the server to close the transport (default 5 s). Once
+    /// CLOSED, also how long our last frames (the close reply) may wait
+    /// with the transport taking none of them: then they are dropped, so
+    /// the transport can be closed (a peer that sent its close and does not
+    /// read cannot hold the connection).
     pub close_timeout: Duration,
     /// How long the opening handshake may take (default 10 s): a server
     /// waits this long for the whole request head from when the
@@ -74,6 +78,14 @@ pub struct Config {
     /// ([`Failure::KeepaliveTimeout`](crate::Failure::KeepaliveTimeout);
     /// default 20 s; `None`: wait for ever). Any pong counts, since a peer
     /// may answer only the most recent ping (RFC 6455 §5.5.3).
+    ///
+    /// With keepalive on (`ping_interval` set), queued output is watched
+    /// too: when a whole `ping_timeout` passes with output waiting and the
+    /// transport taking none of it, the connection fails the same way
+    /// (1011, the output dropped). Bytes received do not show that the peer
+    /// reads; without this, one that sends and never reads would hold the
+    /// connection and its output for ever. A slow reader that takes some
+    /// every period is not failed.
     pub ping_timeout: Option<Duration>,
     /// Close an OPEN connection that carried no message, in either
     /// direction, for this long, with 1001 (going away) and the closing

@@ -167,8 +167,9 @@ pub enum Failure {
     /// complete response.
     HandshakeTimeout,
     /// Our keepalive ping went unanswered (and nothing else arrived) for
-    /// [`Config::ping_timeout`](crate::Config::ping_timeout): the connection
-    /// failed with 1011.
+    /// [`Config::ping_timeout`](crate::Config::ping_timeout), or queued
+    /// output waited that long with the transport taking none of it (a peer
+    /// that does not read): the connection failed with 1011.
     KeepaliveTimeout,
     /// A send would have passed
     /// [`Config::max_output_buffer`](crate::Config::max_output_buffer) under

@@ -716,7 +716,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> WebSocketStream<T> {
     /// §5.5.3, so a peer that pings but never reads cannot make the output
     /// grow), and a reader stopped behind the writer's output would deadlock
     /// against a peer that does not read while it writes (a one-task echo
-    /// server awaiting its own send).
+    /// server awaiting its own send). A peer that writes and never reads is
+    /// let go by the keepalive's watch on the output
+    /// ([`Config::ping_timeout`](crate::Config::ping_timeout)).
     pub fn high_water_mark(&self) -> usize {
         self.driver.high_water
     }

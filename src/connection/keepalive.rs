@@ -10,6 +10,14 @@
 //! pong ends the wait, because a peer may answer only the most recent ping
 //! (§5.5.3); the one that carries our payload also gives the round-trip
 //! time.
+//!
+//! Bytes received do not show that the peer reads, though: one that sends
+//! (pings, pongs, messages) and never reads would hold the connection and
+//! its queued output for ever. So the output is watched too (the drain
+//! watch): while output waits, a check every `ping_timeout` (keepalive on,
+//! OPEN) or every `close_timeout` (CLOSED, our last frames waiting) fails
+//! the connection when the transport took none of it since the check
+//! before. A slow reader that takes some of it every period is not failed.
 
 use super::Connection;
 use super::lifecycle::Transition;
@@ -128,8 +136,59 @@ impl Connection {
         self.timers.start_or_stop(TimerKind::Ping, self.config.ping_interval);
     }
 
-    /// The keepalive pong did not come in time: the connection fails with
-    /// 1011, as Python's `websockets` fails it.
+    /// How often the drain watch looks at waiting output in this state, if
+    /// it runs: OPEN with keepalive on, every `ping_timeout`; CLOSED (the
+    /// close reply or the failure's close frame waits), every
+    /// `close_timeout`. CLOSING has its own deadline (the close timeout
+    /// drops what is left), CONNECTING the handshake's.
+    fn drain_period(&self) -> Option<Duration> {
+        let period = match self.life.state() {
+            ReadyState::Open => self.config.ping_interval.and(self.config.ping_timeout),
+            ReadyState::Closed => Some(self.config.close_timeout),
+            _ => None,
+        };
+        // A period too long to represent (`Duration::MAX`) is never.
+        period.filter(|&p| self.timers.now().checked_add(p).is_some())
+    }
+
+    /// Output waits and nothing watches it yet.
+    pub(crate) fn drain_unwatched(&self) -> bool {
+        self.out.len() > 0 && !self.timers.is_running(TimerKind::Drain) && self.drain_period().is_some()
+    }
+
+    /// Starts the drain watch when output waits (from the time passed in
+    /// next, which is when it was seen waiting).
+    pub(crate) fn watch_drain(&mut self) {
+        if let (true, Some(period)) = (self.drain_unwatched(), self.drain_period()) {
+            self.output_taken = false;
+            self.timers.start(TimerKind::Drain, period);
+        }
+    }
+
+    /// The drain watch's period is over: with output still waiting and none
+    /// of it taken all period, the peer is not reading. OPEN: the
+    /// connection fails as the keepalive does (1011, output dropped).
+    /// CLOSED: the output is dropped, so the transport can be closed.
+    pub(crate) fn drain_due(&mut self) {
+        let Some(period) = self.drain_period() else { return };
+        if self.out.len() == 0 {
+            // Watched again when output waits again.
+            return;
+        }
+        if core::mem::take(&mut self.output_taken) {
+            self.timers.start(TimerKind::Drain, period);
+            return;
+        }
+        match self.life.state() {
+            ReadyState::Open => self.keepalive_timed_out(),
+            _ => self.drop_output(),
+        }
+    }
+
+    /// The keepalive pong did not come in time, or the output did not
+    /// drain: the connection fails with 1011, as Python's `websockets`
+    /// fails it (the close frame queued when the output is empty, else the
+    /// output dropped).
     pub(crate) fn keepalive_timed_out(&mut self) {
         if self.life.state() != ReadyState::Open {
             return;

@@ -250,6 +250,9 @@ impl Connection {
     /// per call, not for ever.
     pub(crate) fn on_timers(&mut self, now: crate::Instant) {
         for _round in 0..4 {
+            // Output waiting (perhaps queued by a timer that just fired, or
+            // in a state just entered) is watched from this `now`.
+            self.watch_drain();
             let mut fired = false;
             for kind in self.timers.advance(now) {
                 fired = true;
@@ -277,6 +280,7 @@ impl Connection {
             TimerKind::Ping => self.keepalive_ping_due(),
             TimerKind::Pong => self.keepalive_timed_out(),
             TimerKind::Idle => self.idle_timed_out(),
+            TimerKind::Drain => self.drain_due(),
         }
     }
 }

@@ -72,6 +72,9 @@ pub struct Connection {
     pending_pong: Option<bytes::Bytes>,
     /// Keepalive's ping in flight and the last round-trip time.
     keepalive: keepalive::Keepalive,
+    /// The transport took output since the drain watch last looked
+    /// (`keepalive.rs`).
+    output_taken: bool,
     /// The receive buffer's length when `receive_buf` handed it out, to see
     /// whether bytes came that way.
     handed_out: Option<usize>,
@@ -104,6 +107,7 @@ impl Connection {
             extension: None,
             pending_pong: None,
             keepalive: keepalive::Keepalive::default(),
+            output_taken: false,
             handed_out: None,
         }
     }
@@ -293,7 +297,10 @@ impl Connection {
     #[inline]
     pub fn consume_output(&mut self, n: usize) {
         self.out.consume(n);
+        self.output_taken |= n > 0;
         if self.out.len() == 0 {
+            // Nothing waits: nothing to watch.
+            self.timers.stop(TimerKind::Drain);
             // The automatic pong that waited behind the output goes now.
             self.flush_pong();
         }
@@ -327,7 +334,12 @@ impl Connection {
     /// ```
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.next()
+        let next = self.timers.next();
+        if self.drain_unwatched() {
+            // Output waits and the watch on it starts at the next call.
+            return Some(next.map_or(self.timers.now(), |t| t.min(self.timers.now())));
+        }
+        next
     }
 
     /// Tells the machine the time is `now`: starts the timers that calls

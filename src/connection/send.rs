@@ -6,6 +6,7 @@
 use super::Connection;
 use super::lifecycle::Transition;
 use super::output::Output;
+use super::timers::TimerKind;
 use crate::config::Backpressure;
 use crate::error::{Error, Failure, Misuse};
 use crate::event::CloseInfo;
@@ -236,6 +237,7 @@ impl Connection {
     pub(crate) fn drop_output(&mut self) {
         self.out = Output::default();
         self.pending_pong = None;
+        self.timers.stop(TimerKind::Drain);
     }
 
     /// Queues the automatic answer to a ping: at once when nothing else

@@ -31,15 +31,18 @@ pub(crate) enum TimerKind {
     Pong = 4,
     /// OPEN: no message either way for `Config::idle_timeout`.
     Idle = 5,
+    /// Watches queued output for progress (`keepalive.rs`).
+    Drain = 6,
 }
 
-const KINDS: [TimerKind; 6] = [
+const KINDS: [TimerKind; 7] = [
     TimerKind::CloseReply,
     TimerKind::TransportClose,
     TimerKind::Handshake,
     TimerKind::Ping,
     TimerKind::Pong,
     TimerKind::Idle,
+    TimerKind::Drain,
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -255,3 +255,162 @@ fn close_timeout_with_output_stuck_closes_at_once() {
     assert_eq!(conn.buffered_amount(), 0);
     assert!(conn.should_close_transport());
 }
+
+// Bytes received do not show that the peer reads. A peer that sends (pings,
+// pongs, messages: each restarts the keepalive ping) and never reads would
+// otherwise hold the connection and its queued output for ever. The drain
+// watch fails it (1011, output dropped) once a whole `ping_timeout` passes
+// with output waiting and none of it taken.
+#[test]
+fn a_peer_that_sends_but_never_reads_is_failed() {
+    let inputs: [(&str, Vec<u8>); 3] = [
+        ("pings", client_frame(true, OP_PING, b"")),
+        ("pongs", client_frame(true, OP_PONG, b"")),
+        ("messages", client_frame(true, OP_TEXT, b"x")),
+    ];
+    for (what, input) in inputs {
+        let mut conn = open(Role::Server, keepalive(1000, Some(500)));
+        conn.handle_timeout(at(0));
+        conn.send(vec![0u8; 100_000]).unwrap(); // never taken
+        let mut failed_at = None;
+        for t in (0..=5_000).step_by(100) {
+            conn.handle_timeout(at(t));
+            conn.receive(&input);
+            let seen = events(&mut conn);
+            if seen.contains(&Event::Error(Failure::KeepaliveTimeout)) {
+                assert!(
+                    seen.contains(&closed(1011, "keepalive ping timeout", false)),
+                    "{what}: {seen:?}"
+                );
+                failed_at = Some(t);
+                break;
+            }
+        }
+        let t = failed_at.unwrap_or_else(|| panic!("{what}: never failed"));
+        assert!((500..=1000).contains(&t), "{what}: failed at {t} ms");
+        assert_eq!(conn.buffered_amount(), 0, "{what}: the output is dropped");
+        assert!(conn.should_close_transport(), "{what}");
+    }
+}
+
+// A slow reader is not a dead one: while the transport takes some of the
+// output every period the connection stays open, however long the output
+// takes to drain; once it takes nothing for a whole period, it fails.
+#[test]
+fn a_slow_reader_is_not_failed_until_it_stops_reading() {
+    let mut conn = open(Role::Server, keepalive(1000, Some(500)));
+    conn.handle_timeout(at(0));
+    conn.send(vec![0u8; 100_000]).unwrap();
+    let message = client_frame(true, OP_TEXT, b"x");
+    for t in (0..60_000).step_by(100) {
+        conn.handle_timeout(at(t));
+        conn.receive(&message);
+        if t % 400 == 0 {
+            conn.consume_output(1);
+        }
+        assert!(
+            events(&mut conn).iter().all(|e| matches!(e, Event::Text(_))),
+            "failed at {t} ms"
+        );
+    }
+    assert_eq!(conn.state(), ReadyState::Open);
+    let mut t = 60_000;
+    while conn.state() == ReadyState::Open {
+        assert!(t <= 61_000, "still open {} ms after the reads stopped", t - 60_000);
+        conn.handle_timeout(at(t));
+        conn.receive(&message);
+        t += 100;
+    }
+    assert!(events(&mut conn).contains(&Event::Error(Failure::KeepaliveTimeout)));
+}
+
+// With keepalive off (`ping_interval: None`) the output is not watched
+// either: the application chose to detect dead peers itself.
+#[test]
+fn with_keepalive_off_output_is_not_watched() {
+    let mut conn = open(
+        Role::Server,
+        Config {
+            ping_interval: None,
+            ..Config::default()
+        },
+    );
+    conn.send(vec![0u8; 100_000]).unwrap();
+    for t in (0..600_000).step_by(1000) {
+        conn.handle_timeout(at(t));
+        conn.receive(&client_frame(true, OP_PING, b""));
+        assert!(events(&mut conn).iter().all(|e| matches!(e, Event::Ping(_))));
+    }
+    assert_eq!(conn.state(), ReadyState::Open);
+    assert_eq!(conn.poll_timeout(), None);
+}
+
+// CLOSED with our last frames unwritten (the close reply, RFC 6455 §5.5.1;
+// a failure's close frame): a peer that sent its close and never reads
+// would keep the transport open for ever, since it closes only once the
+// output is written. After `close_timeout` with none of it taken, the
+// output is dropped and the transport can be closed; while some of it is
+// taken each period, it is kept. Both roles.
+#[test]
+fn a_close_reply_the_peer_never_reads_is_dropped_after_the_close_timeout() {
+    for role in [Role::Server, Role::Client] {
+        for reads in [false, true] {
+            let mut conn = open(
+                role,
+                Config {
+                    close_timeout: Duration::from_millis(300),
+                    ..Config::default()
+                },
+            );
+            conn.handle_timeout(at(0));
+            conn.send(vec![0u8; 100_000]).unwrap();
+            conn.receive(&crate::util::frame_to(role, true, 0x8, &1000u16.to_be_bytes()));
+            assert!(events(&mut conn).contains(&closed(1000, "", true)), "{role:?}");
+            assert!(!conn.should_close_transport(), "{role:?}: our output waits");
+            let mut t = 0;
+            while conn.buffered_amount() > 0 && t <= 10_000 {
+                t += 50;
+                if reads {
+                    conn.consume_output(1);
+                }
+                conn.handle_timeout(at(t));
+            }
+            if reads {
+                assert!(conn.buffered_amount() > 0, "{role:?}: a reader's output was dropped");
+                continue;
+            }
+            assert!((300..=600).contains(&t), "{role:?}: dropped at {t} ms");
+            conn.handle_timeout(at(t + 300)); // a client waits for the server's end of stream that long
+            assert!(conn.should_close_transport(), "{role:?}");
+        }
+    }
+}
+
+// `Duration::MAX` means never for the drain watch too: output that waits
+// leaves no deadline due after `handle_timeout` (a driver would spin).
+#[test]
+fn a_duration_max_timeout_leaves_nothing_due() {
+    let config = Config {
+        ping_timeout: Some(Duration::MAX),
+        close_timeout: Duration::MAX,
+        ..Config::default()
+    };
+    let mut conn = open(Role::Server, config);
+    conn.handle_timeout(at(0));
+    conn.send(vec![0u8; 100_000]).unwrap();
+    conn.handle_timeout(at(10));
+    assert!(
+        conn.poll_timeout().is_none_or(|t| t > at(10)),
+        "{:?}",
+        conn.poll_timeout()
+    );
+    conn.receive(&client_frame(true, 0x8, &1000u16.to_be_bytes()));
+    assert!(events(&mut conn).contains(&closed(1000, "", true)));
+    conn.handle_timeout(at(20));
+    assert!(
+        conn.poll_timeout().is_none_or(|t| t > at(20)),
+        "{:?}",
+        conn.poll_timeout()
+    );
+    assert!(conn.buffered_amount() > 0, "kept: never dropped");
+}

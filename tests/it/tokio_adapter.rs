@@ -588,6 +588,67 @@ async fn reading_goes_on_while_our_output_waits_on_a_peer_that_writes() {
     assert_eq!(&got[10..], &pattern(LEN)[..]);
 }
 
+// A peer that writes and never reads, over a 16 KiB pipe, with our output
+// (256 KiB) waiting for it: the stream reads on, and the drain watch ends
+// the connection anyway. Sending every 10 s (under the 20 s ping interval,
+// so keepalive alone would never fire), it fails with KeepaliveTimeout
+// (1011) within twice `ping_timeout`; after its close frame, our close reply
+// (RFC 6455 §5.5.1) waiting behind the output, CLOSED is reported and the
+// stream ends within twice `close_timeout`. Paused clock: seconds of tokio
+// time, no real waiting.
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_writes_but_never_reads_is_let_go() {
+    const PING: &[u8] = &[0x89, 0x80, 1, 2, 3, 4];
+    const PONG: &[u8] = &[0x8a, 0x80, 1, 2, 3, 4];
+    const DATA: &[u8] = &[0x82, 0x81, 1, 2, 3, 4, 9];
+    const CLOSE: &[u8] = &[0x88, 0x82, 1, 2, 3, 4, 0x03 ^ 1, 0xe8 ^ 2];
+    for (what, frame, limit) in [
+        ("pings", PING, 40),
+        ("pongs", PONG, 40),
+        ("messages", DATA, 40),
+        ("its close frame", CLOSE, 10),
+    ] {
+        let (ours, mut peer) = tokio::io::duplex(16 << 10);
+        let conn = wsmachine::Connection::open_server(Config::default());
+        let mut stream = ws::WebSocketStream::from_connection(conn, ours);
+        stream.connection_mut().send(vec![0u8; 256 << 10]).unwrap();
+        let writer = tokio::spawn(async move {
+            while peer.write_all(frame).await.is_ok() {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+            }
+        });
+        let start = tokio::time::Instant::now();
+        let mut ends = Vec::new();
+        let over = tokio::time::timeout(Duration::from_secs(3600), async {
+            while let Some(event) = stream.next().await {
+                match event {
+                    Ok(Event::Ping(_) | Event::Pong(_) | Event::Binary(_)) => {}
+                    other => ends.push(other),
+                }
+            }
+        })
+        .await;
+        writer.abort();
+        assert!(over.is_ok(), "{what}: still open after an hour: {ends:?}");
+        let took = start.elapsed();
+        assert!(took <= Duration::from_secs(limit), "{what}: ended after {took:?}");
+        if frame == CLOSE {
+            assert!(
+                matches!(&ends[..], [Ok(Event::Closed(c))] if c.code.0 == 1000),
+                "{what}: {ends:?}"
+            );
+        } else {
+            assert!(
+                matches!(
+                    &ends[..],
+                    [Err(ws::Error::Failed(wsmachine::Failure::KeepaliveTimeout)), Ok(Event::Closed(c))] if c.code.0 == 1011
+                ),
+                "{what}: {ends:?}"
+            );
+        }
+    }
+}
+
 // A deadline on every wait: `accept` on a client that sends nothing ends
 // after the handshake timeout (default 10 s) with a 408 to the client.
 #[tokio::test(start_paused = true)]
