@@ -92,7 +92,8 @@ pub fn frame_decode(data: &[u8]) {
 }
 
 /// The invariants a connection run checks after every step: the state
-/// never moves backwards, no byte is emitted after CLOSED, and the heap
+/// never moves backwards, no byte is emitted or queued after CLOSED (what
+/// waits may be dropped), and the heap
 /// (counted on the calling thread from `baseline`, so other threads of the
 /// process do not disturb it) stays within `bound`.
 pub struct Watch {
@@ -124,7 +125,10 @@ impl Watch {
         self.state = state;
         if state == ReadyState::Closed {
             let at_close = *self.emitted_at_close.get_or_insert(emitted);
-            assert_eq!(at_close, emitted, "bytes emitted after CLOSED");
+            assert!(emitted <= at_close, "bytes emitted after CLOSED: {emitted} > {at_close}");
+            // Output waiting at CLOSED may be dropped (a close reply the
+            // peer took none of for the close timeout), never added to.
+            self.emitted_at_close = Some(emitted);
         }
         let heap = (alloc_count::bytes_this_thread() - self.baseline).max(0) as usize;
         assert!(heap <= self.bound, "heap {heap} above the bound {}", self.bound);
