@@ -125,7 +125,10 @@ impl Watch {
         self.state = state;
         if state == ReadyState::Closed {
             let at_close = *self.emitted_at_close.get_or_insert(emitted);
-            assert!(emitted <= at_close, "bytes emitted after CLOSED: {emitted} > {at_close}");
+            assert!(
+                emitted <= at_close,
+                "bytes emitted after CLOSED: {emitted} > {at_close}"
+            );
             // Output waiting at CLOSED may be dropped (a close reply the
             // peer took none of for the close timeout), never added to.
             self.emitted_at_close = Some(emitted);
