@@ -25,6 +25,7 @@
 #   E2E_DURATION=5        seconds measured
 #   E2E_GRID="100x20 10x1024 10x16384 200x16384 500x16384"   connections x payload bytes
 #   E2E_SERVERS="floor wsmachine-tokio wsmachine-poll tokio-websockets fastwebsockets tokio-tungstenite"
+#                         (also: wsmachine-uring, examples/uring_echo.rs, Linux io_uring; not in the default set)
 #   E2E_SYSCALLS=0        1: one more run per cell and server under `perf stat` for
 #                         system calls per echo, counted in exactly the client's window
 #                         (a separate pass: tracing costs CPU)
@@ -92,6 +93,7 @@ server_cmd() {
     floor) echo "$BIN/bench_echo_floor" ;;
     wsmachine-tokio) echo "$BIN/tokio_echo --current-thread" ;;
     wsmachine-poll) echo "$BIN/poll_echo" ;;
+    wsmachine-uring) echo "$BIN/uring_echo" ;;
     tokio-websockets) echo "$BIN/bench_echo_tokio_websockets" ;;
     fastwebsockets) echo "$BIN/bench_echo_fastwebsockets" ;;
     tokio-tungstenite) echo "$BIN/bench_echo_tungstenite" ;;
@@ -104,6 +106,7 @@ for s in $SERVERS; do
     floor) EXAMPLES+=(--example bench_echo_floor) ;;
     wsmachine-tokio) EXAMPLES+=(--example tokio_echo) ;;
     wsmachine-poll) EXAMPLES+=(--example poll_echo) ;;
+    wsmachine-uring) EXAMPLES+=(--example uring_echo) ;;
     tokio-websockets) EXAMPLES+=(--example bench_echo_tokio_websockets) ;;
     fastwebsockets) EXAMPLES+=(--example bench_echo_fastwebsockets) ;;
     tokio-tungstenite) EXAMPLES+=(--example bench_echo_tungstenite) ;;
