@@ -26,6 +26,11 @@
 #   E2E_GRID="100x20 10x1024 10x16384 200x16384 500x16384"   connections x payload bytes
 #   E2E_SERVERS="floor wsmachine-tokio wsmachine-poll tokio-websockets fastwebsockets tokio-tungstenite"
 #                         (also: wsmachine-uring, examples/uring_echo.rs, Linux io_uring; not in the default set)
+#   E2E_BASE=             a directory of echo servers built at another commit (its
+#                         target/release/examples): adds the servers base-tokio and
+#                         base-poll (its tokio_echo and poll_echo), to measure a change
+#                         against the code before it in the same run (E2E_SERVERS=
+#                         "floor wsmachine-tokio base-tokio")
 #   E2E_SYSCALLS=0        1: one more run per cell and server under `perf stat` for
 #                         system calls per echo, counted in exactly the client's window
 #                         (a separate pass: tracing costs CPU)
@@ -94,6 +99,8 @@ server_cmd() {
     wsmachine-tokio) echo "$BIN/tokio_echo --current-thread" ;;
     wsmachine-poll) echo "$BIN/poll_echo" ;;
     wsmachine-uring) echo "$BIN/uring_echo" ;;
+    base-tokio) echo "${E2E_BASE:?base-tokio needs E2E_BASE}/tokio_echo --current-thread" ;;
+    base-poll) echo "${E2E_BASE:?base-poll needs E2E_BASE}/poll_echo" ;;
     tokio-websockets) echo "$BIN/bench_echo_tokio_websockets" ;;
     fastwebsockets) echo "$BIN/bench_echo_fastwebsockets" ;;
     tokio-tungstenite) echo "$BIN/bench_echo_tungstenite" ;;
@@ -107,6 +114,7 @@ for s in $SERVERS; do
     wsmachine-tokio) EXAMPLES+=(--example tokio_echo) ;;
     wsmachine-poll) EXAMPLES+=(--example poll_echo) ;;
     wsmachine-uring) EXAMPLES+=(--example uring_echo) ;;
+    base-tokio | base-poll) [[ -x "$(server_cmd "$s" | cut -d' ' -f1)" ]] || die "$s: no server in E2E_BASE" ;;
     tokio-websockets) EXAMPLES+=(--example bench_echo_tokio_websockets) ;;
     fastwebsockets) EXAMPLES+=(--example bench_echo_fastwebsockets) ;;
     tokio-tungstenite) EXAMPLES+=(--example bench_echo_tungstenite) ;;

@@ -359,6 +359,27 @@ fn unmask_in(dst: &mut BytesMut, src: &[u8], key: [u8; 4], offset: usize, utf8: 
     validated
 }
 
+/// A binary message's payload read straight into its buffer
+/// ([`Reader::payload_buf`]) is unmasked in batches of at least this many
+/// bytes (or at its end): one pass over a batch that is still in the
+/// second-level cache costs less than one per transport read.
+const UNMASK_BATCH: usize = 512 << 10;
+
+/// Whether the unmasking of the `avail` payload bytes present waits for
+/// more: a whole binary message (nothing of it is looked at before it is
+/// complete) whose unmasked-but-not-yet bytes are short of
+/// [`UNMASK_BATCH`]. Text is unmasked as it comes, to be validated while in
+/// cache and failed fast (RFC 6455 §8.1).
+fn defers_unmasking(frame: &InFrame, msg: Option<&InMessage>, avail: usize, config: &Config) -> bool {
+    frame.mask.is_some()
+        && frame.opcode == OpCode::Binary
+        && frame.fin
+        && !config.streaming
+        && msg.is_some_and(|m| m.decoding.is_none() && !m.fragmented)
+        && frame.remaining != avail as u64
+        && avail - frame.unmasked < UNMASK_BATCH
+}
+
 /// Frames at least this long are started in a buffer of their own when
 /// their header follows the end of the frame before in one read
 /// ([`Ahead`]); shorter ones are copied out of the receive buffer anyway.
@@ -963,7 +984,7 @@ impl Reader {
                 self.message = None;
                 return item.map(Some);
             }
-            if avail > frame.unmasked {
+            if avail > frame.unmasked && !defers_unmasking(frame, self.message.as_ref(), avail, config) {
                 if let Some(key) = frame.mask {
                     // The key position is the count of payload bytes before these.
                     let offset = (frame.taken as usize & 3) + frame.unmasked;

@@ -530,3 +530,40 @@ fn fragments_read_into_their_message_keep_every_rule() {
         }
     }
 }
+
+// A binary message read straight into its buffer is unmasked in batches
+// (`UNMASK_BATCH`, 512 KiB) rather than after every read: messages longer
+// than a batch, read in sizes that put batch ends at every key position
+// (RFC 6455 §5.3: byte i is XORed with key byte i mod 4), whichever input
+// call each read takes, arrive as sent; a text message among them is still
+// validated (§8.1).
+#[test]
+fn long_binary_messages_unmasked_in_batches_arrive_intact() {
+    let long =
+        |n: usize, seed: u8| Sent::Binary((0..n).map(|i| (i as u8).wrapping_mul(seed) ^ (i >> 13) as u8).collect());
+    let sent = [
+        long(1_300_003, 7),
+        Sent::Text("€".repeat(1000)),
+        long((512 << 10) + 1, 11),
+        long(600 << 10, 13),
+    ];
+    let reads: [&[(usize, Input)]; 4] = [
+        &[(100_003, Input::PayloadBuf)],
+        &[
+            (128 << 10, Input::PayloadBuf),
+            (1, Input::PayloadBuf),
+            (2, Input::Receive),
+        ],
+        &[
+            (65_537, Input::PayloadBuf),
+            (3, Input::ReceiveBuf),
+            (70_001, Input::Receive),
+        ],
+        &[(1 << 20, Input::PayloadBuf)],
+    ];
+    for r in reads {
+        let mut conn = open(Role::Server, Config::default());
+        let seen = feed_reads(&mut conn, &wire(&sent), r);
+        check(&sent, &seen);
+    }
+}
