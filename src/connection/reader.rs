@@ -366,18 +366,22 @@ fn unmask_in(dst: &mut BytesMut, src: &[u8], key: [u8; 4], offset: usize, utf8: 
 const UNMASK_BATCH: usize = 512 << 10;
 
 /// Whether the unmasking of the `avail` payload bytes present waits for
-/// more: a whole binary message (nothing of it is looked at before it is
-/// complete) whose unmasked-but-not-yet bytes are short of
-/// [`UNMASK_BATCH`]. Text is unmasked as it comes, to be validated while in
-/// cache and failed fast (RFC 6455 §8.1).
+/// more: a frame that [`batches_unmasking`], not complete, whose
+/// not-yet-unmasked bytes are short of [`UNMASK_BATCH`].
 fn defers_unmasking(frame: &InFrame, msg: Option<&InMessage>, avail: usize, config: &Config) -> bool {
+    batches_unmasking(frame, msg, config) && frame.remaining != avail as u64 && avail - frame.unmasked < UNMASK_BATCH
+}
+
+/// A masked frame that is a whole binary message, read the plain way:
+/// nothing of its payload is looked at before it is complete, so it may be
+/// unmasked in batches. Text is unmasked as it comes, to be validated while
+/// in cache and failed fast (RFC 6455 §8.1).
+fn batches_unmasking(frame: &InFrame, msg: Option<&InMessage>, config: &Config) -> bool {
     frame.mask.is_some()
         && frame.opcode == OpCode::Binary
         && frame.fin
         && !config.streaming
         && msg.is_some_and(|m| m.decoding.is_none() && !m.fragmented)
-        && frame.remaining != avail as u64
-        && avail - frame.unmasked < UNMASK_BATCH
 }
 
 /// Frames at least this long are started in a buffer of their own when
@@ -817,7 +821,19 @@ impl Reader {
     fn absorb(&mut self, buf: &mut BytesMut, data: &[u8], config: &Config) -> usize {
         let Some(frame) = self.frame.as_mut() else { return 0 };
         if buf.len() != frame.unmasked {
-            return 0;
+            // Payload bytes left masked for a batch ([`defers_unmasking`]):
+            // unmask them now, so that what follows is unmasked as it is
+            // copied in.
+            let Some(key) = frame.mask.filter(|_| {
+                buf.len() > frame.unmasked
+                    && buf.len() as u64 <= frame.remaining
+                    && batches_unmasking(frame, self.message.as_ref(), config)
+            }) else {
+                return 0;
+            };
+            let offset = (frame.taken as usize & 3) + frame.unmasked;
+            apply_mask(&mut buf[frame.unmasked..], key, offset);
+            frame.unmasked = buf.len();
         }
         let room = frame.remaining.saturating_sub(buf.len() as u64);
         let n = usize::try_from(room).map_or(data.len(), |r| r.min(data.len()));
