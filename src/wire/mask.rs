@@ -186,37 +186,61 @@ fn mask_into_words(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]) {
     }
 }
 
-/// The block loop of [`extend_masked`], with AVX2 where the CPU has it.
+/// The block loop of [`extend_masked`] and [`extend_frame`] (payloads of at
+/// least [`BLOCK_LOOP_MIN`] bytes), with AVX2 where the CPU has it.
 #[inline]
 fn mask_into_blocks(spare: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4], offset: usize) {
-    // Up to the destination's first cache-line boundary 8 bytes at a time
-    // (as in `apply_mask`: the stores then fill whole lines).
-    let lead = to_boundary(spare.as_ptr()).min(src.len()).min(spare.len());
-    let (spare_lead, spare) = spare.split_at_mut(lead);
-    let (src_lead, src) = src.split_at(lead);
-    mask_into_words(spare_lead, src_lead, rotate(key, offset));
-    let wide = widen(rotate(key, offset + lead));
+    let key = rotate(key, offset);
     #[cfg(all(feature = "std", any(target_arch = "x86", target_arch = "x86_64"), not(miri)))]
-    if src.len() >= BLOCK && std::is_x86_feature_detected!("avx2") {
+    if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above), the only
         // requirement of calling a function compiled with it enabled.
-        return unsafe { mask_into_avx2(spare, src, &wide) };
+        return unsafe { mask_into_avx2(spare, src, key) };
     }
-    mask_into(spare, src, &wide)
+    mask_into(spare, src, key)
 }
 
-/// Writes `src` XORed with the key repeated in `wide` into `dst` (same
-/// length), initializing all of it.
+/// Writes `src` XORed with `key` (from key position 0) into the first
+/// `src.len()` bytes of `dst`, initializing all of them, in whole blocks
+/// only: the first block wherever it starts, then whole blocks from the
+/// destination's first cache-line boundary (whole-line stores), then the
+/// last block, ending at the end. The first and last blocks overlap the
+/// others; the bytes written twice get the same value both times (the
+/// source is other memory), so no byte-at-a-time loop runs at either end.
 #[inline(always)]
-fn mask_into(dst: &mut [MaybeUninit<u8>], src: &[u8], wide: &[u8; BLOCK]) {
-    let mut d = dst.chunks_exact_mut(BLOCK);
-    let mut s = src.chunks_exact(BLOCK);
+fn mask_into(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]) {
+    let n = src.len().min(dst.len());
+    let (dst, src) = (&mut dst[..n], &src[..n]);
+    let (Some(d), Some(s)) = (dst.first_chunk_mut::<BLOCK>(), src.first_chunk::<BLOCK>()) else {
+        // Shorter than a block: 8 bytes at a time.
+        return mask_into_words(dst, src, key);
+    };
+    mask_block(d, s, &widen(key));
+    let start = match to_boundary(dst.as_ptr()) {
+        0 => BLOCK,
+        lead => lead,
+    };
+    let wide = widen(rotate(key, start));
+    let mut d = dst[start..].chunks_exact_mut(BLOCK);
+    let mut s = src[start..].chunks_exact(BLOCK);
     for (db, sb) in (&mut d).zip(&mut s) {
         for ((o, i), k) in db.iter_mut().zip(sb.iter()).zip(wide.iter()) {
             *o = MaybeUninit::new(*i ^ *k);
         }
     }
-    for ((o, i), k) in d.into_remainder().iter_mut().zip(s.remainder()).zip(wide.iter()) {
+    if d.into_remainder().is_empty() {
+        return;
+    }
+    let last = n - BLOCK;
+    if let (Some(d), Some(s)) = (dst.last_chunk_mut::<BLOCK>(), src.last_chunk::<BLOCK>()) {
+        mask_block(d, s, &widen(rotate(key, last)));
+    }
+}
+
+/// One block of [`mask_into`].
+#[inline(always)]
+fn mask_block(dst: &mut [MaybeUninit<u8>; BLOCK], src: &[u8; BLOCK], wide: &[u8; BLOCK]) {
+    for ((o, i), k) in dst.iter_mut().zip(src.iter()).zip(wide.iter()) {
         *o = MaybeUninit::new(*i ^ *k);
     }
 }
@@ -224,8 +248,8 @@ fn mask_into(dst: &mut [MaybeUninit<u8>], src: &[u8], wide: &[u8; BLOCK]) {
 /// [`mask_into`] compiled for AVX2.
 #[cfg(all(feature = "std", any(target_arch = "x86", target_arch = "x86_64"), not(miri)))]
 #[target_feature(enable = "avx2")]
-fn mask_into_avx2(dst: &mut [MaybeUninit<u8>], src: &[u8], wide: &[u8; BLOCK]) {
-    mask_into(dst, src, wide)
+fn mask_into_avx2(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]) {
+    mask_into(dst, src, key)
 }
 
 /// XORs `buf` with the key repeated in `wide`, block by block. Each block is
@@ -238,9 +262,8 @@ fn xor_in_place(buf: &mut [u8], wide: &[u8; BLOCK]) {
             *b ^= *k;
         }
     }
-    for (b, k) in blocks.into_remainder().iter_mut().zip(wide.iter()) {
-        *b ^= *k;
-    }
+    // The tail starts at key position 0: 8 bytes at a time.
+    xor_words(blocks.into_remainder(), [wide[0], wide[1], wide[2], wide[3]]);
 }
 
 /// [`xor_in_place`] compiled for AVX2.
@@ -307,12 +330,18 @@ mod tests {
                     apply_mask(&mut a[start..start + len], key, 3);
                     naive(&mut b[start..start + len], key, 3);
                     assert_eq!(a, b, "len {len} start {start}");
-                    let mut grown = BytesMut::with_capacity(len + BLOCK);
-                    grown.extend_from_slice(&src[..start]);
-                    extend_masked(&mut grown, &src[start..start + len], key, 1);
-                    let mut expected = src[start..start + len].to_vec();
-                    naive(&mut expected, key, 1);
-                    assert_eq!(&grown[start..], &expected[..], "extend_masked len {len} start {start}");
+                    for offset in 0..4 {
+                        let mut grown = BytesMut::with_capacity(len + BLOCK);
+                        grown.extend_from_slice(&src[..start]);
+                        extend_masked(&mut grown, &src[start..start + len], key, offset);
+                        let mut expected = src[start..start + len].to_vec();
+                        naive(&mut expected, key, offset);
+                        assert_eq!(
+                            &grown[start..],
+                            &expected[..],
+                            "extend_masked len {len} start {start} offset {offset}"
+                        );
+                    }
                 }
             }
             let src: Vec<u8> = (0..len).map(|i| (i * 13) as u8).collect();
