@@ -249,9 +249,13 @@ struct Driver<T> {
     epoch: TokioInstant,
     /// Armed at the machine's deadline; made on first use (inside the runtime).
     sleep: Option<Pin<Box<Sleep>>>,
-    /// The time was passed in just now (the first of [`Driver::poll_shared`]'s
-    /// two polls did it): the second skips reading the clock again.
+    /// The time was read just now (the first of [`Driver::poll_shared`]'s
+    /// two polls did): the second skips reading the clock again.
     ticked: bool,
+    /// The latest time passed in to the machine.
+    passed: crate::Instant,
+    /// The clock was read during the current [`Driver::poll_shared`].
+    clock_read: bool,
     /// The waker the sleep was polled pending with at its current deadline:
     /// it will wake that one, so while polls come with a waker that wakes
     /// the same task it needs no polling until then (a registration is
@@ -305,6 +309,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             direct: None,
             shared: false,
             ticked: false,
+            passed: crate::Instant::default(),
+            clock_read: false,
             waker: Some(Waker::from(waiters.clone())),
             waiters,
             high_water: DEFAULT_HIGH_WATER_MARK,
@@ -316,31 +322,50 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         }
     }
 
-    fn now(&self) -> crate::Instant {
+    fn now(&mut self) -> crate::Instant {
+        self.clock_read = true;
         crate::Instant::from_duration(TokioInstant::now().saturating_duration_since(self.epoch))
     }
 
     /// Passes the time in (this sets the deadline of a timer a call started).
     fn tick(&mut self) {
         let now = self.now();
+        self.pass(now);
+    }
+
+    fn pass(&mut self, now: crate::Instant) {
+        self.passed = self.passed.max(now);
         self.conn.handle_timeout(now);
     }
 
-    /// Passes the time in, and arms the sleep at the machine's deadline; a
-    /// due deadline is handled at once. Firing may set a new deadline (the
-    /// next keepalive ping), so this goes round until the sleep is armed
-    /// and pending (a wakeup is registered), a few rounds at most (a zero
-    /// timeout is due at every call and fires once per call).
+    /// Passes the time in when a deadline is due, and arms the sleep at the
+    /// machine's next deadline. The clock is read only when the machine
+    /// reports a deadline due by the time last passed in (a timer that a
+    /// call or a read just started is due at once: the keepalive, restarted
+    /// by every read), once per poll; otherwise the sleep says when the next
+    /// one is due. (An echo reads the clock once, not at every poll.)
+    /// Firing may set a new deadline (the next keepalive ping), so this goes
+    /// round until the sleep is armed and pending (a wakeup is registered),
+    /// a few rounds at most (a zero timeout is due at every call and fires
+    /// once per call).
     ///
     /// `cx` is the one [`Driver::poll_shared`] hands out.
     fn poll_timer(&mut self, cx: &mut Context<'_>) {
-        if !core::mem::take(&mut self.ticked) {
-            self.tick();
-        }
+        let mut fresh = core::mem::take(&mut self.ticked);
         for _round in 0..4 {
             let Some(deadline) = self.conn.poll_timeout() else {
                 return;
             };
+            if deadline <= self.passed {
+                // The time read in this poll still holds for what started in it.
+                if fresh {
+                    self.conn.handle_timeout(self.passed);
+                } else {
+                    self.tick();
+                    fresh = true;
+                }
+                continue;
+            }
             // A deadline tokio cannot represent is never.
             let Some(at) = self.epoch.checked_add(deadline.since_epoch()) else {
                 return;
@@ -369,7 +394,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             // may round differently.
             let armed = crate::Instant::from_duration(armed.saturating_duration_since(self.epoch));
             let now = self.now().max(armed);
-            self.conn.handle_timeout(now);
+            self.pass(now);
+            fresh = true;
         }
         // Still due after the rounds: be polled again rather than sleep.
         cx.waker().wake_by_ref();
@@ -567,6 +593,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         // Lent out for the polls (rebuilt if a poll that had it panicked).
         let waker = self.waker.take().unwrap_or_else(|| Waker::from(self.waiters.clone()));
         let shared = &mut Context::from_waker(&waker);
+        self.clock_read = false;
         let mut result = f(self, shared);
         if result.is_pending() {
             let slot = match side {
@@ -574,8 +601,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 Side::Write => &self.waiters.writer,
             };
             Waiters::register(slot, cx.waker());
-            // Polled again at once: the time just passed in still holds.
-            self.ticked = true;
+            // Polled again at once: the time the first poll read, if it
+            // read one, still holds.
+            self.ticked = self.clock_read;
             result = f(self, shared);
             self.ticked = false;
         }
