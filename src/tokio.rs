@@ -249,12 +249,11 @@ struct Driver<T> {
     epoch: TokioInstant,
     /// Armed at the machine's deadline; made on first use (inside the runtime).
     sleep: Option<Pin<Box<Sleep>>>,
-    /// The time was read just now (the first of [`Driver::poll_shared`]'s
-    /// two polls did): the second skips reading the clock again.
-    ticked: bool,
     /// The latest time passed in to the machine.
     passed: crate::Instant,
-    /// The clock was read during the current [`Driver::poll_shared`].
+    /// The clock was read during the current [`Driver::poll_shared`] (one
+    /// call, no waiting inside): the time it gave still holds for what
+    /// starts in the rest of it.
     clock_read: bool,
     /// The waker the sleep was polled pending with at its current deadline:
     /// it will wake that one, so while polls come with a waker that wakes
@@ -308,7 +307,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             sleep_waker: None,
             direct: None,
             shared: false,
-            ticked: false,
             passed: crate::Instant::default(),
             clock_read: false,
             waker: Some(Waker::from(waiters.clone())),
@@ -342,7 +340,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     /// machine's next deadline. The clock is read only when the machine
     /// reports a deadline due by the time last passed in (a timer that a
     /// call or a read just started is due at once: the keepalive, restarted
-    /// by every read), once per poll; otherwise the sleep says when the next
+    /// by every read), once per [`Driver::poll_shared`]; otherwise the sleep says when the next
     /// one is due. (An echo reads the clock once, not at every poll.)
     /// Firing may set a new deadline (the next keepalive ping), so this goes
     /// round until the sleep is armed and pending (a wakeup is registered),
@@ -351,18 +349,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
     ///
     /// `cx` is the one [`Driver::poll_shared`] hands out.
     fn poll_timer(&mut self, cx: &mut Context<'_>) {
-        let mut fresh = core::mem::take(&mut self.ticked);
         for _round in 0..4 {
             let Some(deadline) = self.conn.poll_timeout() else {
                 return;
             };
             if deadline <= self.passed {
-                // The time read in this poll still holds for what started in it.
-                if fresh {
+                if self.clock_read {
                     self.conn.handle_timeout(self.passed);
                 } else {
                     self.tick();
-                    fresh = true;
                 }
                 continue;
             }
@@ -395,7 +390,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             let armed = crate::Instant::from_duration(armed.saturating_duration_since(self.epoch));
             let now = self.now().max(armed);
             self.pass(now);
-            fresh = true;
         }
         // Still due after the rounds: be polled again rather than sleep.
         cx.waker().wake_by_ref();
@@ -580,6 +574,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         cx: &mut Context<'_>,
         mut f: impl FnMut(&mut Self, &mut Context<'_>) -> Poll<R>,
     ) -> Poll<R> {
+        // A time read in an earlier call is stale.
+        self.clock_read = false;
         if !self.shared {
             match &self.direct {
                 Some(w) if w.will_wake(cx.waker()) => return f(self, cx),
@@ -593,7 +589,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         // Lent out for the polls (rebuilt if a poll that had it panicked).
         let waker = self.waker.take().unwrap_or_else(|| Waker::from(self.waiters.clone()));
         let shared = &mut Context::from_waker(&waker);
-        self.clock_read = false;
         let mut result = f(self, shared);
         if result.is_pending() {
             let slot = match side {
@@ -601,11 +596,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 Side::Write => &self.waiters.writer,
             };
             Waiters::register(slot, cx.waker());
-            // Polled again at once: the time the first poll read, if it
-            // read one, still holds.
-            self.ticked = self.clock_read;
+            // Polled again at once: a time the first poll read still holds.
             result = f(self, shared);
-            self.ticked = false;
         }
         self.waker = Some(waker);
         result

@@ -369,7 +369,24 @@ const UNMASK_BATCH: usize = 512 << 10;
 /// more: a frame that [`batches_unmasking`], not complete, whose
 /// not-yet-unmasked bytes are short of [`UNMASK_BATCH`].
 fn defers_unmasking(frame: &InFrame, msg: Option<&InMessage>, avail: usize, config: &Config) -> bool {
-    batches_unmasking(frame, msg, config) && frame.remaining != avail as u64 && avail - frame.unmasked < UNMASK_BATCH
+    batches_unmasking(frame, msg, config)
+        && frame.remaining != avail as u64
+        && avail.saturating_sub(frame.unmasked) < UNMASK_BATCH
+}
+
+/// Unmasks the frame's payload bytes in `buf` from where it is unmasked up
+/// to `end` (at most `buf.len()`), in place.
+fn unmask_buffered(frame: &mut InFrame, buf: &mut [u8], end: usize) {
+    let end = end.min(buf.len());
+    if end <= frame.unmasked {
+        return;
+    }
+    if let Some(key) = frame.mask {
+        // The key position is the count of payload bytes before these.
+        let offset = (frame.taken as usize & 3) + frame.unmasked;
+        apply_mask(&mut buf[frame.unmasked..end], key, offset);
+    }
+    frame.unmasked = end;
 }
 
 /// A masked frame that is a whole binary message, read the plain way:
@@ -815,7 +832,8 @@ impl Reader {
     }
 
     /// Takes from `data` the bytes that continue the current frame's payload
-    /// when everything buffered is already-unmasked payload, and appends them
+    /// when everything buffered is payload of it, unmasked (or left masked
+    /// for a batch, which it unmasks first), and appends them
     /// to `buf` (unmasked in the same pass as the copy, when masked). Returns
     /// how many bytes it took; the caller appends the rest as they are.
     fn absorb(&mut self, buf: &mut BytesMut, data: &[u8], config: &Config) -> usize {
@@ -824,16 +842,14 @@ impl Reader {
             // Payload bytes left masked for a batch ([`defers_unmasking`]):
             // unmask them now, so that what follows is unmasked as it is
             // copied in.
-            let Some(key) = frame.mask.filter(|_| {
-                buf.len() > frame.unmasked
-                    && buf.len() as u64 <= frame.remaining
-                    && batches_unmasking(frame, self.message.as_ref(), config)
-            }) else {
+            if buf.len() < frame.unmasked
+                || buf.len() as u64 > frame.remaining
+                || !batches_unmasking(frame, self.message.as_ref(), config)
+            {
                 return 0;
-            };
-            let offset = (frame.taken as usize & 3) + frame.unmasked;
-            apply_mask(&mut buf[frame.unmasked..], key, offset);
-            frame.unmasked = buf.len();
+            }
+            let end = buf.len();
+            unmask_buffered(frame, buf, end);
         }
         let room = frame.remaining.saturating_sub(buf.len() as u64);
         let n = usize::try_from(room).map_or(data.len(), |r| r.min(data.len()));
@@ -1001,12 +1017,7 @@ impl Reader {
                 return item.map(Some);
             }
             if avail > frame.unmasked && !defers_unmasking(frame, self.message.as_ref(), avail, config) {
-                if let Some(key) = frame.mask {
-                    // The key position is the count of payload bytes before these.
-                    let offset = (frame.taken as usize & 3) + frame.unmasked;
-                    apply_mask(&mut buf[frame.unmasked..avail], key, offset);
-                }
-                frame.unmasked = avail;
+                unmask_buffered(frame, buf, avail);
             }
             if avail > frame.done {
                 let fresh = &buf[frame.done..avail];

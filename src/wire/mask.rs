@@ -96,8 +96,9 @@ fn xor_words(buf: &mut [u8], key: [u8; 4]) {
 }
 
 /// Appends `src` to `dst` masked with `key` from key position `offset`, in
-/// one pass: the bytes are written once, straight into `dst`'s spare
-/// capacity (no zeroing, no second pass).
+/// one pass straight into `dst`'s spare capacity (no zeroing, no second
+/// pass; at most two blocks' worth of bytes are stored twice, with the same
+/// value, see `mask_into`).
 ///
 /// ```
 /// use bytes::BytesMut;
@@ -130,8 +131,8 @@ pub fn extend_masked(dst: &mut BytesMut, src: &[u8], key: [u8; 4], offset: usize
 /// header's bytes from its lowest byte on, as
 /// [`FrameHeader::encode_word`](super::frame::FrameHeader::encode_word)
 /// gives them), then `payload`, masked with `key` when there is one (a
-/// client's frame, RFC 6455 §5.3). One reservation, every byte written
-/// once, straight into the spare capacity: the cost of a small send is
+/// client's frame, RFC 6455 §5.3). One reservation, one pass straight
+/// into the spare capacity (no zeroing): the cost of a small send is
 /// mostly this.
 pub(crate) fn extend_frame(dst: &mut BytesMut, head: u128, head_len: usize, payload: &[u8], key: Option<[u8; 4]>) {
     let head_len = head_len.min(MAX_HEADER_LEN);
