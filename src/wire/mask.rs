@@ -84,7 +84,8 @@ const BLOCK_LOOP_MIN: usize = 256;
 /// time.
 #[inline(always)]
 fn xor_words(buf: &mut [u8], key: [u8; 4]) {
-    let word = u64::from_ne_bytes([key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]]);
+    let half = u64::from(u32::from_ne_bytes(key));
+    let word = half | half << 32;
     let mut words = buf.chunks_exact_mut(8);
     for w in &mut words {
         let v = u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]) ^ word;
@@ -141,8 +142,9 @@ pub(crate) fn extend_frame(dst: &mut BytesMut, head: u128, head_len: usize, payl
     let spare = dst.spare_capacity_mut();
     // The whole header word, one fixed-size store; the payload then starts
     // at `head_len`, over the bytes of it that are not part of this header.
-    for (d, s) in spare[..HEAD_WORD].iter_mut().zip(head.to_le_bytes()) {
-        *d = MaybeUninit::new(s);
+    // (`reserve` made room for it: the `else` is never taken.)
+    if let Some(word) = spare.first_chunk_mut::<HEAD_WORD>() {
+        store(word, head.to_le_bytes());
     }
     let body = &mut spare[head_len..head_len + payload.len()];
     match key {
@@ -166,6 +168,18 @@ pub(crate) fn extend_frame(dst: &mut BytesMut, head: u128, head_len: usize, payl
     unsafe { dst.set_len(len) };
 }
 
+/// Writes `bytes` into `dst` as one store. (Assigning `MaybeUninit`s
+/// byte by byte, even through `array::map`, compiles to dozens of
+/// shuffle instructions for a 16-byte word.)
+#[inline(always)]
+fn store<const N: usize>(dst: &mut [MaybeUninit<u8>; N], bytes: [u8; N]) {
+    // SAFETY: `dst` is a unique borrow of exactly `N` bytes, and
+    // `[MaybeUninit<u8>; N]` has the layout (and the alignment, 1) of
+    // `[u8; N]`; writing initialized bytes over possibly uninitialized ones
+    // is what `MaybeUninit` is for.
+    unsafe { dst.as_mut_ptr().cast::<[u8; N]>().write(bytes) }
+}
+
 /// The bytes of a header word (`u128`), at least [`MAX_HEADER_LEN`].
 const HEAD_WORD: usize = 16;
 
@@ -173,13 +187,14 @@ const HEAD_WORD: usize = 16;
 /// length), 8 bytes at a time, initializing all of it.
 #[inline(always)]
 fn mask_into_words(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]) {
-    let word = u64::from_ne_bytes([key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]]);
+    let half = u64::from(u32::from_ne_bytes(key));
+    let word = half | half << 32;
     let mut d = dst.chunks_exact_mut(8);
     let mut s = src.chunks_exact(8);
     for (db, sb) in (&mut d).zip(&mut s) {
         let v = u64::from_ne_bytes([sb[0], sb[1], sb[2], sb[3], sb[4], sb[5], sb[6], sb[7]]) ^ word;
-        for (o, b) in db.iter_mut().zip(v.to_ne_bytes()) {
-            *o = MaybeUninit::new(b);
+        if let Some(db) = db.first_chunk_mut::<8>() {
+            store(db, v.to_ne_bytes());
         }
     }
     for ((o, i), k) in d.into_remainder().iter_mut().zip(s.remainder()).zip(key.iter().cycle()) {
@@ -284,9 +299,14 @@ fn widen(key: [u8; 4]) -> [u8; BLOCK] {
     wide
 }
 
+/// The key as it applies from key position `offset` on: byte `i` of the
+/// result is byte `(offset + i) % 4` of `key`. (One rotate of a word:
+/// indexing the bytes compiled to four loads through the stack.)
 fn rotate(key: [u8; 4], offset: usize) -> [u8; 4] {
-    let o = offset & 3;
-    [key[o], key[(o + 1) & 3], key[(o + 2) & 3], key[(o + 3) & 3]]
+    // (`offset & 3` is at most 3: the shift is at most 24 bits.)
+    let bits = ((offset & 3) * 8) as u32;
+    let word = u32::from_le_bytes(key);
+    word.rotate_right(bits).to_le_bytes()
 }
 
 #[cfg(test)]
