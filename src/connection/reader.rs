@@ -8,7 +8,7 @@ use crate::event::Fragment;
 use crate::extension::{Extension, Rsv};
 use crate::types::{DataKind, Role};
 use crate::wire::frame::{FrameError, FrameHeader, OpCode};
-use crate::wire::mask::{apply_mask, extend_masked};
+use crate::wire::mask::{apply_mask, extend_masked, masked_vec};
 use crate::wire::utf8::{Utf8Bytes, Utf8Validator};
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -450,13 +450,11 @@ fn plain_header(buf: &[u8], role: Role, config: &Config) -> Option<(DataKind, Op
 
 /// The payload of a short frame, unmasked as it is copied into an
 /// allocation of its own (one pass, as unmasking in place would be).
-fn own_payload(payload: &[u8], mask: Option<[u8; 4]>) -> BytesMut {
-    let mut own = BytesMut::with_capacity(payload.len());
+fn own_payload(payload: &[u8], mask: Option<[u8; 4]>) -> Bytes {
     match mask {
-        Some(key) => extend_masked(&mut own, payload, key, 0),
-        None => own.extend_from_slice(payload),
+        Some(key) => Bytes::from(masked_vec(payload, key)),
+        None => Bytes::copy_from_slice(payload),
     }
-    own
 }
 
 /// Appends payload bytes of a reassembled message's frame to the message
@@ -757,7 +755,7 @@ impl Reader {
             if kind == DataKind::Text && simdutf8::basic::from_utf8(&own).is_err() {
                 break;
             }
-            self.ready.push(Ok(message(kind, own.freeze())));
+            self.ready.push(Ok(message(kind, own)));
             data = &data[end..];
         }
         data
@@ -1139,7 +1137,7 @@ impl Reader {
                 return Err(ProtocolError::InvalidUtf8);
             }
             buf.advance(end);
-            return Ok(Some(message(kind, own.freeze())));
+            return Ok(Some(message(kind, own)));
         }
         let mut frame = buf.split_to(end);
         let payload = &mut frame[header_len..];

@@ -17,6 +17,7 @@
 #![allow(unsafe_code)]
 
 use super::frame::MAX_HEADER_LEN;
+use alloc::vec::Vec;
 use bytes::BytesMut;
 use core::mem::MaybeUninit;
 
@@ -126,6 +127,24 @@ pub fn extend_masked(dst: &mut BytesMut, src: &[u8], key: [u8; 4], offset: usize
     // `src.len()` bytes of the spare capacity, so the new length covers only
     // initialized bytes.
     unsafe { dst.set_len(len) };
+}
+
+/// `src` XORed with `key` (from key position 0), in a vector of exactly
+/// its length: one pass straight into the new allocation, no zeroing. A
+/// short received message's own payload is this.
+pub(crate) fn masked_vec(src: &[u8], key: [u8; 4]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(src.len());
+    let spare = &mut v.spare_capacity_mut()[..src.len()];
+    if src.len() < BLOCK_LOOP_MIN {
+        mask_into_words(spare, src, key);
+    } else {
+        mask_into_blocks(spare, src, key, 0);
+    }
+    // SAFETY: the capacity is `src.len()` and both masking loops
+    // initialize every byte of `spare`, exactly the first `src.len()`
+    // bytes of the spare capacity.
+    unsafe { v.set_len(src.len()) };
+    v
 }
 
 /// Appends one frame to `dst`: the first `head_len` bytes of `head` (the
@@ -341,6 +360,14 @@ mod tests {
                 naive(&mut b, key, offset);
                 assert_eq!(a, b, "len {len} offset {offset}");
             }
+            // A short message's own payload: the masked bytes in an
+            // allocation of exactly their size.
+            let src: Vec<u8> = (0..len).map(|i| (i * 11 + 5) as u8).collect();
+            let own = masked_vec(&src, key);
+            let mut expected = src.clone();
+            naive(&mut expected, key, 0);
+            assert_eq!(own, expected, "masked_vec len {len}");
+            assert_eq!(own.capacity(), len, "masked_vec len {len} allocates more than it holds");
             // Every alignment of the buffer's start against a cache line
             // (the vector loops start at the first boundary).
             if len >= BLOCK_LOOP_MIN && !cfg!(miri) || len == 300 {
