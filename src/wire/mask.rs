@@ -161,10 +161,12 @@ pub(crate) fn extend_frame(dst: &mut BytesMut, head: u128, head_len: usize, payl
     let spare = dst.spare_capacity_mut();
     // The whole header word, one fixed-size store; the payload then starts
     // at `head_len`, over the bytes of it that are not part of this header.
-    // (`reserve` made room for it: the `else` is never taken.)
-    if let Some(word) = spare.first_chunk_mut::<HEAD_WORD>() {
-        store(word, head.to_le_bytes());
-    }
+    let Some(word) = spare.first_chunk_mut::<HEAD_WORD>() else {
+        // Never: `reserve` made room for it. (Returning before `set_len`
+        // keeps the length over initialized bytes whatever happens.)
+        return;
+    };
+    store(word, head.to_le_bytes());
     let body = &mut spare[head_len..head_len + payload.len()];
     match key {
         Some(key) if payload.len() < BLOCK_LOOP_MIN => mask_into_words(body, payload, key),
@@ -212,6 +214,7 @@ fn mask_into_words(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]) {
     let mut s = src.chunks_exact(8);
     for (db, sb) in (&mut d).zip(&mut s) {
         let v = u64::from_ne_bytes([sb[0], sb[1], sb[2], sb[3], sb[4], sb[5], sb[6], sb[7]]) ^ word;
+        // (`chunks_exact_mut(8)` gives exactly 8 bytes: always `Some`.)
         if let Some(db) = db.first_chunk_mut::<8>() {
             store(db, v.to_ne_bytes());
         }
