@@ -81,12 +81,18 @@ fn xor_blocks(blocks: &mut [u8], wide: &[u8; BLOCK]) {
 /// callgrind: 125-byte payloads took 168 instructions to unmask through it).
 const BLOCK_LOOP_MIN: usize = 256;
 
+/// `key` twice over, as one 8-byte word in memory order.
+#[inline(always)]
+fn key_word(key: [u8; 4]) -> u64 {
+    let half = u64::from(u32::from_ne_bytes(key));
+    half | half << 32
+}
+
 /// XORs a short buffer with `key` (starting at key position 0) 8 bytes at a
 /// time.
 #[inline(always)]
 fn xor_words(buf: &mut [u8], key: [u8; 4]) {
-    let half = u64::from(u32::from_ne_bytes(key));
-    let word = half | half << 32;
+    let word = key_word(key);
     let mut words = buf.chunks_exact_mut(8);
     for w in &mut words {
         let v = u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]) ^ word;
@@ -113,18 +119,11 @@ fn xor_words(buf: &mut [u8], key: [u8; 4]) {
 /// ```
 pub fn extend_masked(dst: &mut BytesMut, src: &[u8], key: [u8; 4], offset: usize) {
     dst.reserve(src.len());
-    let spare = &mut dst.spare_capacity_mut()[..src.len()];
-    if src.len() < BLOCK_LOOP_MIN {
-        // Short payloads (most messages): 8 bytes at a time, no key
-        // widening, no call to `memcpy`.
-        mask_into_words(spare, src, rotate(key, offset));
-    } else {
-        mask_into_blocks(spare, src, key, offset);
-    }
+    mask_into_spare(&mut dst.spare_capacity_mut()[..src.len()], src, key, offset);
     let len = dst.len() + src.len();
-    // SAFETY: `reserve` made room for `src.len()` bytes and both masking
-    // loops initialize every byte of `spare`, which is exactly the first
-    // `src.len()` bytes of the spare capacity, so the new length covers only
+    // SAFETY: `reserve` made room for `src.len()` bytes and
+    // `mask_into_spare` initialized every byte of the first `src.len()`
+    // bytes of the spare capacity, so the new length covers only
     // initialized bytes.
     unsafe { dst.set_len(len) };
 }
@@ -134,15 +133,10 @@ pub fn extend_masked(dst: &mut BytesMut, src: &[u8], key: [u8; 4], offset: usize
 /// short received message's own payload is this.
 pub(crate) fn masked_vec(src: &[u8], key: [u8; 4]) -> Vec<u8> {
     let mut v = Vec::with_capacity(src.len());
-    let spare = &mut v.spare_capacity_mut()[..src.len()];
-    if src.len() < BLOCK_LOOP_MIN {
-        mask_into_words(spare, src, key);
-    } else {
-        mask_into_blocks(spare, src, key, 0);
-    }
-    // SAFETY: the capacity is `src.len()` and both masking loops
-    // initialize every byte of `spare`, exactly the first `src.len()`
-    // bytes of the spare capacity.
+    mask_into_spare(&mut v.spare_capacity_mut()[..src.len()], src, key, 0);
+    // SAFETY: the capacity is at least `src.len()` and `mask_into_spare`
+    // initialized every byte of the first `src.len()` bytes of the spare
+    // capacity.
     unsafe { v.set_len(src.len()) };
     v
 }
@@ -169,8 +163,7 @@ pub(crate) fn extend_frame(dst: &mut BytesMut, head: u128, head_len: usize, payl
     store(word, head.to_le_bytes());
     let body = &mut spare[head_len..head_len + payload.len()];
     match key {
-        Some(key) if payload.len() < BLOCK_LOOP_MIN => mask_into_words(body, payload, key),
-        Some(key) => mask_into_blocks(body, payload, key, 0),
+        Some(key) => mask_into_spare(body, payload, key, 0),
         // SAFETY: `body` is exactly `payload.len()` bytes of `dst`'s spare
         // capacity, which `payload` (a shared borrow of other memory: `dst`
         // is borrowed mutably here) cannot overlap; a `MaybeUninit<u8>` has
@@ -184,7 +177,7 @@ pub(crate) fn extend_frame(dst: &mut BytesMut, head: u128, head_len: usize, payl
     // (`head_len` is at most `MAX_HEADER_LEN`, less than `HEAD_WORD`); the
     // first `head_len` of them were written from `head` and the
     // `payload.len()` after them
-    // by the copy or the masking loops (both initialize all of `body`), so
+    // by the copy or `mask_into_spare` (both initialize all of `body`), so
     // the new length covers only initialized bytes.
     unsafe { dst.set_len(len) };
 }
@@ -204,12 +197,24 @@ fn store<const N: usize>(dst: &mut [MaybeUninit<u8>; N], bytes: [u8; N]) {
 /// The bytes of a header word (`u128`), at least [`MAX_HEADER_LEN`].
 const HEAD_WORD: usize = 16;
 
+/// Writes `src` XORed with `key` (from key position `offset`) into `dst`
+/// (same length), initializing all of it: short payloads (most messages)
+/// 8 bytes at a time, with no key widening and no call to `memcpy`,
+/// longer ones through the block loop.
+#[inline(always)]
+fn mask_into_spare(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4], offset: usize) {
+    if src.len() < BLOCK_LOOP_MIN {
+        mask_into_words(dst, src, rotate(key, offset));
+    } else {
+        mask_into_blocks(dst, src, key, offset);
+    }
+}
+
 /// Writes `src` XORed with `key` (from key position 0) into `dst` (same
 /// length), 8 bytes at a time, initializing all of it.
 #[inline(always)]
 fn mask_into_words(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]) {
-    let half = u64::from(u32::from_ne_bytes(key));
-    let word = half | half << 32;
+    let word = key_word(key);
     let mut d = dst.chunks_exact_mut(8);
     let mut s = src.chunks_exact(8);
     for (db, sb) in (&mut d).zip(&mut s) {
